@@ -1,0 +1,190 @@
+"""End to end: the real run_all.py executes the real notebooks with papermill on params/ci.yaml."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pytest
+
+from tests.conftest import PARAMS_DIR, PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+RUN_TIMEOUT = 1800  # seconds; a hung kernel fails the test instead of CI's whole budget
+
+
+def run_all(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python run_all.py ARGS`` in a subprocess, as a user or a scheduler would run it."""
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "run_all.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        env={**os.environ, **(env or {})},
+        cwd=str(PROJECT_ROOT / "tests"),  # anywhere but the project root: paths must not depend on it
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _stage_names() -> list[str]:
+    return sorted(p.stem for p in (PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    output_root = tmp_path_factory.mktemp("outputs")
+    result = run_all("--params", str(PARAMS_DIR / "ci.yaml"), "--set", f"run.output_root={output_root}", "--run-id", "e2e")
+    return output_root / "e2e", result
+
+
+def test_run_succeeds(ci_run) -> None:
+    root, result = ci_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stage in _stage_names():
+        assert f"{stage}: succeeded" in result.stderr
+
+
+def test_manifest_is_complete_and_true(ci_run) -> None:
+    root, _ = ci_run
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["status"] == "succeeded" and manifest["run_id"] == "e2e"
+    assert [s["stage"] for s in manifest["stages"]] == _stage_names()
+    assert all(s["status"] == "succeeded" and s["seconds"] > 0 for s in manifest["stages"])
+    assert manifest["params"]["data"]["synthetic"]["n_servers"] == 12
+    assert manifest["versions"]["pandas"] == pd.__version__
+    listed = {a["key"]: a for a in manifest["artifacts"]}
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(listed) == on_disk
+    for key, artifact in listed.items():
+        assert artifact["bytes"] == (root / key).stat().st_size > 0, key
+        assert artifact["sha256"] == _sha256(root / key), key
+
+
+def test_executed_notebooks_and_html(ci_run) -> None:
+    root, _ = ci_run
+    for stage in _stage_names():
+        notebook = json.loads((root / "notebooks" / f"{stage}.ipynb").read_text())
+        injected = [c for c in notebook["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+        assert injected and "run_id = \"e2e\"" in "".join(injected[0]["source"])
+        assert not [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        full = (root / "notebooks" / f"{stage}.html").read_text()
+        report = (root / "notebooks" / f"{stage}.report.html").read_text()
+        assert "open_stage" in full and "open_stage" not in report  # the shareable copy hides code
+    assert not list(root.rglob("*.tmp"))
+
+
+def test_raw_data_contract(ci_run) -> None:
+    root, _ = ci_run
+    metrics = pd.read_parquet(root / "raw" / "metrics.parquet")
+    servers = pd.read_parquet(root / "raw" / "servers.parquet")
+    assert list(metrics.columns) == ["date", "server_id", "cpu_p95", "mem_p95", "disk_p95"]
+    assert servers["server_id"].is_unique and len(servers) == 12
+    assert set(metrics["server_id"]) <= set(servers["server_id"])
+    values = metrics[["cpu_p95", "mem_p95", "disk_p95"]]
+    assert ((values >= 0) & (values <= 100) | values.isna()).all().all()
+    # 12 servers x 400 days, less the injected monitoring gaps (about 1 %).
+    assert 0.95 * 12 * 400 <= len(metrics) <= 12 * 400
+
+
+def test_validated_data_and_quality_summary(ci_run) -> None:
+    root, _ = ci_run
+    metrics = pd.read_parquet(root / "validated" / "metrics.parquet")
+    quality = json.loads((root / "validated" / "quality.json").read_text())
+    assert quality["rows"] == len(metrics) and quality["servers"] == metrics["server_id"].nunique()
+    assert not metrics.duplicated(["server_id", "date"]).any()
+
+
+def test_features_are_long_by_metric_and_finite(ci_run) -> None:
+    root, _ = ci_run
+    features = pd.read_parquet(root / "processed" / "features.parquet")
+    assert list(features.columns[:4]) == ["server_id", "metric", "date", "value"]
+    assert set(features["metric"]) == {"cpu_p95", "mem_p95", "disk_p95"}
+    numeric = features.select_dtypes("number")
+    assert numeric.notna().all().all()
+    assert (numeric.abs() < float("inf")).all().all()
+    assert {"lag_7", "roll_mean_28", "is_eoq_window", "days_to_quarter_end", "is_holiday"} <= set(features.columns)
+
+
+def test_one_stage_reruns_alone_on_a_finished_run(ci_run) -> None:
+    root, _ = ci_run
+    before = _sha256(root / "processed" / "features.parquet")
+    output_root = root.parent
+    result = run_all("--params", str(PARAMS_DIR / "ci.yaml"), "--set", f"run.output_root={output_root}",
+                     "--run-id", "e2e", "--only", "03")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["status"] == "succeeded"
+    assert _sha256(root / "processed" / "features.parquet") == before  # deterministic
+
+
+def test_a_failing_stage_names_itself_and_records_the_failure(tmp_path: Path) -> None:
+    # Stage 02 on a run where 01 never ran: its input is missing.
+    result = run_all("--params", str(PARAMS_DIR / "ci.yaml"), "--set", f"run.output_root={tmp_path}",
+                     "--run-id", "broken", "--only", "02")  # fmt: skip
+    assert result.returncode == 1
+    error_line = result.stderr.strip().splitlines()[-1]
+    assert error_line.startswith("error: 02_load failed in cell")
+    assert "raw/metrics.parquet: not found" in error_line
+    manifest = json.loads((tmp_path / "broken" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["failed_stage"] == "02_load"
+    assert (tmp_path / "broken" / "notebooks" / "02_load.html").is_file()
+    assert not (tmp_path / "broken" / "validated").exists()
+    # Completing the same run from 01 makes it whole, and its manifest says so.
+    result = run_all("--params", str(PARAMS_DIR / "ci.yaml"), "--set", f"run.output_root={tmp_path}",
+                     "--run-id", "broken", "--from", "01")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "broken" / "manifest.json").read_text())
+    assert manifest["status"] == "succeeded" and manifest["failed_stage"] is None
+
+
+def test_misspelt_key_fails_fast_naming_the_key(tmp_path: Path) -> None:
+    started = time.perf_counter()
+    result = run_all("--params", str(PARAMS_DIR / "ci.yaml"), "--set", f"run.output_root={tmp_path}",
+                     "--set", "forecast.horizon_dayz=90")  # fmt: skip
+    seconds = time.perf_counter() - started
+    assert result.returncode == 2
+    assert "forecast.horizon_dayz: unknown key" in result.stderr and "did you mean 'horizon_days'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written
+    print(f"misspelt key rejected in {seconds:.2f} s")
+
+
+def test_list_shows_the_stages() -> None:
+    result = run_all("--list")
+    assert result.returncode == 0
+    assert [line.split()[1] for line in result.stdout.splitlines()] == _stage_names()
+
+
+@pytest.mark.s3
+def test_s3_run_mirrors_every_artifact(tmp_path: Path, s3_bucket: str, aws_env: dict[str, str]) -> None:
+    env = {**aws_env, "AWS_ENDPOINT_URL_S3": os.environ["AWS_ENDPOINT_URL_S3"]}
+    result = run_all(
+        "--params", str(PARAMS_DIR / "aws.yaml"),
+        "--set", f"run.output_root={tmp_path}",
+        "--set", f"storage.s3.bucket={s3_bucket}",
+        "--set", "data.synthetic.n_servers=8", "--set", "data.synthetic.days=300", "--set", "cluster.k=3",
+        "--run-id", "s3run",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"])
+    prefix = "capacity-forecaster/s3run/"
+    keys = {o["Key"][len(prefix):] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix).get("Contents", [])}
+    local = {p.relative_to(tmp_path / "s3run").as_posix() for p in (tmp_path / "s3run").rglob("*") if p.is_file()}
+    assert keys == local
+    assert {"raw/metrics.parquet", "validated/metrics.parquet", "processed/features.parquet", "manifest.json"} <= keys
+    manifest = json.loads(client.get_object(Bucket=s3_bucket, Key=prefix + "manifest.json")["Body"].read())
+    assert manifest["status"] == "succeeded" and manifest["mirror"] == f"s3://{s3_bucket}/capacity-forecaster/s3run"
+    head = client.head_object(Bucket=s3_bucket, Key=prefix + "raw/metrics.parquet")
+    assert head["ServerSideEncryption"] == "AES256"
