@@ -29,7 +29,9 @@ def run_all(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         text=True,
         timeout=RUN_TIMEOUT,
         env={**os.environ, **(env or {})},
-        cwd=str(PROJECT_ROOT / "tests"),  # anywhere but the project root: paths must not depend on it
+        cwd=str(
+            PROJECT_ROOT / "tests"
+        ),  # anywhere but the project root: paths must not depend on it
     )
 
 
@@ -42,14 +44,23 @@ def _stage_names() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ci_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def ci_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     output_root = tmp_path_factory.mktemp("outputs")
-    result = run_all("--params", str(PARAMS_DIR / "ci.yaml"), "--set", f"run.output_root={output_root}", "--run-id", "e2e")
+    result = run_all(
+        "--params",
+        str(PARAMS_DIR / "ci.yaml"),
+        "--set",
+        f"run.output_root={output_root}",
+        "--run-id",
+        "e2e",
+    )
     return output_root / "e2e", result
 
 
 def test_run_succeeds(ci_run) -> None:
-    root, result = ci_run
+    _, result = ci_run
     assert result.returncode == 0, result.stderr[-3000:]
     for stage in _stage_names():
         assert f"{stage}: succeeded" in result.stderr
@@ -64,7 +75,9 @@ def test_manifest_is_complete_and_true(ci_run) -> None:
     assert manifest["params"]["data"]["synthetic"]["n_servers"] == 12
     assert manifest["versions"]["pandas"] == pd.__version__
     listed = {a["key"]: a for a in manifest["artifacts"]}
-    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {"manifest.json"}
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} - {
+        "manifest.json"
+    }
     assert set(listed) == on_disk
     for key, artifact in listed.items():
         assert artifact["bytes"] == (root / key).stat().st_size > 0, key
@@ -75,9 +88,16 @@ def test_executed_notebooks_and_html(ci_run) -> None:
     root, _ = ci_run
     for stage in _stage_names():
         notebook = json.loads((root / "notebooks" / f"{stage}.ipynb").read_text())
-        injected = [c for c in notebook["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
-        assert injected and "run_id = \"e2e\"" in "".join(injected[0]["source"])
-        assert not [o for c in notebook["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        injected = [
+            c for c in notebook["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+        ]
+        assert injected and 'run_id = "e2e"' in "".join(injected[0]["source"])
+        assert not [
+            o
+            for c in notebook["cells"]
+            for o in c.get("outputs", [])
+            if o.get("output_type") == "error"
+        ]
         full = (root / "notebooks" / f"{stage}.html").read_text()
         report = (root / "notebooks" / f"{stage}.report.html").read_text()
         assert "open_stage" in full and "open_stage" not in report  # the shareable copy hides code
@@ -110,10 +130,14 @@ def test_features_are_long_by_metric_and_finite(ci_run) -> None:
     features = pd.read_parquet(root / "processed" / "features.parquet")
     assert list(features.columns[:4]) == ["server_id", "metric", "date", "value"]
     assert set(features["metric"]) == {"cpu_p95", "mem_p95", "disk_p95"}
-    numeric = features.select_dtypes("number")
+    numeric = features.select_dtypes("number").drop(columns="value_raw")
     assert numeric.notna().all().all()
+    # value_raw keeps what was measured: missing exactly where a gap was imputed.
+    assert (features["value_raw"].isna() == features["is_imputed"]).all()
     assert (numeric.abs() < float("inf")).all().all()
-    assert {"lag_7", "roll_mean_28", "is_eoq_window", "days_to_quarter_end", "is_holiday"} <= set(features.columns)
+    assert {"lag_7", "roll_mean_28", "is_eoq_window", "days_to_quarter_end", "is_holiday"} <= set(
+        features.columns
+    )
 
 
 def test_one_stage_reruns_alone_on_a_finished_run(ci_run) -> None:
@@ -154,7 +178,10 @@ def test_misspelt_key_fails_fast_naming_the_key(tmp_path: Path) -> None:
                      "--set", "forecast.horizon_dayz=90")  # fmt: skip
     seconds = time.perf_counter() - started
     assert result.returncode == 2
-    assert "forecast.horizon_dayz: unknown key" in result.stderr and "did you mean 'horizon_days'" in result.stderr
+    assert (
+        "forecast.horizon_dayz: unknown key" in result.stderr
+        and "did you mean 'horizon_days'" in result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert not any(tmp_path.iterdir())  # nothing started, nothing written
     print(f"misspelt key rejected in {seconds:.2f} s")
@@ -167,7 +194,9 @@ def test_list_shows_the_stages() -> None:
 
 
 @pytest.mark.s3
-def test_s3_run_mirrors_every_artifact(tmp_path: Path, s3_bucket: str, aws_env: dict[str, str]) -> None:
+def test_s3_run_mirrors_every_artifact(
+    tmp_path: Path, s3_bucket: str, aws_env: dict[str, str]
+) -> None:
     env = {**aws_env, "AWS_ENDPOINT_URL_S3": os.environ["AWS_ENDPOINT_URL_S3"]}
     result = run_all(
         "--params", str(PARAMS_DIR / "aws.yaml"),
@@ -180,11 +209,28 @@ def test_s3_run_mirrors_every_artifact(tmp_path: Path, s3_bucket: str, aws_env: 
     assert result.returncode == 0, result.stderr[-3000:]
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"])
     prefix = "capacity-forecaster/s3run/"
-    keys = {o["Key"][len(prefix):] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix).get("Contents", [])}
-    local = {p.relative_to(tmp_path / "s3run").as_posix() for p in (tmp_path / "s3run").rglob("*") if p.is_file()}
+    keys = {
+        o["Key"][len(prefix) :]
+        for o in client.list_objects_v2(Bucket=s3_bucket, Prefix=prefix).get("Contents", [])
+    }
+    local = {
+        p.relative_to(tmp_path / "s3run").as_posix()
+        for p in (tmp_path / "s3run").rglob("*")
+        if p.is_file()
+    }
     assert keys == local
-    assert {"raw/metrics.parquet", "validated/metrics.parquet", "processed/features.parquet", "manifest.json"} <= keys
-    manifest = json.loads(client.get_object(Bucket=s3_bucket, Key=prefix + "manifest.json")["Body"].read())
-    assert manifest["status"] == "succeeded" and manifest["mirror"] == f"s3://{s3_bucket}/capacity-forecaster/s3run"
+    assert {
+        "raw/metrics.parquet",
+        "validated/metrics.parquet",
+        "processed/features.parquet",
+        "manifest.json",
+    } <= keys
+    manifest = json.loads(
+        client.get_object(Bucket=s3_bucket, Key=prefix + "manifest.json")["Body"].read()
+    )
+    assert (
+        manifest["status"] == "succeeded"
+        and manifest["mirror"] == f"s3://{s3_bucket}/capacity-forecaster/s3run"
+    )
     head = client.head_object(Bucket=s3_bucket, Key=prefix + "raw/metrics.parquet")
     assert head["ServerSideEncryption"] == "AES256"

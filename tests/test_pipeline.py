@@ -65,7 +65,10 @@ def test_no_notebooks_is_an_error(tmp_path: Path) -> None:
 
 def test_run_id_is_sortable_and_path_safe() -> None:
     params = parse_params({"run": {"name": "nightly"}})
-    assert new_run_id(params, dt.datetime(2026, 11, 27, 8, 5, 9, tzinfo=dt.UTC)) == "nightly-20261127T080509Z"
+    assert (
+        new_run_id(params, dt.datetime(2026, 11, 27, 8, 5, 9, tzinfo=dt.UTC))
+        == "nightly-20261127T080509Z"
+    )
 
 
 @pytest.mark.parametrize(

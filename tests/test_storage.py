@@ -11,7 +11,12 @@ import pytest
 
 from capacity_forecaster.errors import StorageError
 from capacity_forecaster.params import parse_params
-from capacity_forecaster.storage import ArtifactNotFoundError, LocalStore, open_run_storage, read_source
+from capacity_forecaster.storage import (
+    ArtifactNotFoundError,
+    LocalStore,
+    open_run_storage,
+    read_source,
+)
 
 
 def _local_params(tmp_path: Path):
@@ -28,22 +33,35 @@ def _s3_params(tmp_path: Path, bucket: str, **s3):
 
 
 FRAME = pd.DataFrame(
-    {"date": pd.date_range("2026-01-01", periods=3), "server_id": ["a", "b", "c"], "cpu_p95": [1.0, 2.5, 99.0]}
+    {
+        "date": pd.date_range("2026-01-01", periods=3),
+        "server_id": ["a", "b", "c"],
+        "cpu_p95": [1.0, 2.5, 99.0],
+    }
 )
 
 
 def test_local_roundtrip_parquet_json_text(tmp_path: Path) -> None:
     storage = open_run_storage(_local_params(tmp_path), "run-1")
     storage.write_parquet("raw/metrics.parquet", FRAME)
-    storage.write_json("raw/summary.json", {"rows": 3, "when": pd.Timestamp("2026-01-01"), "n": FRAME["cpu_p95"].max()})
+    storage.write_json(
+        "raw/summary.json",
+        {"rows": 3, "when": pd.Timestamp("2026-01-01"), "n": FRAME["cpu_p95"].max()},
+    )
     storage.write_text("notes/readme.txt", "hello")
     pd.testing.assert_frame_equal(storage.read_parquet("raw/metrics.parquet"), FRAME)
-    assert storage.read_json("raw/summary.json") == {"rows": 3, "when": "2026-01-01T00:00:00", "n": 99.0}
+    assert storage.read_json("raw/summary.json") == {
+        "rows": 3,
+        "when": "2026-01-01T00:00:00",
+        "n": 99.0,
+    }
     assert storage.list_keys() == ["notes/readme.txt", "raw/metrics.parquet", "raw/summary.json"]
     assert (tmp_path / "run-1" / "raw" / "metrics.parquet").is_file()
 
 
-def test_local_write_is_atomic_and_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_write_is_atomic_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = LocalStore(tmp_path)
     store.write_bytes("a/b.bin", b"old")
 
@@ -66,13 +84,13 @@ def test_bad_keys_are_refused(tmp_path: Path, key: str) -> None:
 
 def test_missing_artifacts_and_corrupt_files_name_the_key(tmp_path: Path) -> None:
     storage = open_run_storage(_local_params(tmp_path), "run-1")
-    with pytest.raises(ArtifactNotFoundError, match="validated/metrics.parquet: not found"):
+    with pytest.raises(ArtifactNotFoundError, match=r"validated/metrics\.parquet: not found"):
         storage.read_parquet("validated/metrics.parquet")
     storage.write_text("raw/metrics.parquet", "this is not parquet")
-    with pytest.raises(StorageError, match="raw/metrics.parquet: not a readable parquet file"):
+    with pytest.raises(StorageError, match=r"raw/metrics\.parquet: not a readable parquet file"):
         storage.read_parquet("raw/metrics.parquet")
     storage.write_text("a.json", "{not json")
-    with pytest.raises(StorageError, match="a.json: not valid JSON"):
+    with pytest.raises(StorageError, match=r"a\.json: not valid JSON"):
         storage.read_json("a.json")
 
 
@@ -93,7 +111,9 @@ def test_s3_mirror_roundtrip_with_sse(tmp_path: Path, s3_bucket: str) -> None:
     assert head["ServerSideEncryption"] == "AES256"
     # The local copy exists too, and reads come from S3 first.
     assert (tmp_path / "run-1" / "raw" / "metrics.parquet").is_file()
-    client.put_object(Bucket=s3_bucket, Key="team/cf/run-1/raw/metrics.parquet", Body=_parquet(FRAME.head(1)))
+    client.put_object(
+        Bucket=s3_bucket, Key="team/cf/run-1/raw/metrics.parquet", Body=_parquet(FRAME.head(1))
+    )
     assert len(storage.read_parquet("raw/metrics.parquet")) == 1
     assert storage.list_keys("raw") == ["raw/metrics.parquet"]
     acl = client.get_object_acl(Bucket=s3_bucket, Key="team/cf/run-1/raw/metrics.parquet")
@@ -106,10 +126,20 @@ def test_s3_falls_back_to_the_local_copy(tmp_path: Path, s3_bucket: str) -> None
     storage.write_json("raw/x.json", {"a": 1})
     boto3.client("s3").delete_object(Bucket=s3_bucket, Key="team/cf/run-1/raw/x.json")
     assert storage.read_json("raw/x.json") == {"a": 1}
-    strict = open_run_storage(_s3_params(tmp_path, s3_bucket) .model_copy(
-        update={"storage": _s3_params(tmp_path, s3_bucket).storage.model_copy(update={"local_fallback": False})}
-    ), "run-1")
-    with pytest.raises(ArtifactNotFoundError, match=rf"raw/x.json: not found at s3://{s3_bucket}/team/cf/run-1/raw/x.json$"):
+    strict = open_run_storage(
+        _s3_params(tmp_path, s3_bucket).model_copy(
+            update={
+                "storage": _s3_params(tmp_path, s3_bucket).storage.model_copy(
+                    update={"local_fallback": False}
+                )
+            }
+        ),
+        "run-1",
+    )
+    with pytest.raises(
+        ArtifactNotFoundError,
+        match=rf"raw/x.json: not found at s3://{s3_bucket}/team/cf/run-1/raw/x.json$",
+    ):
         strict.read_json("raw/x.json")
 
 
@@ -124,16 +154,22 @@ def test_s3_missing_bucket_is_one_clear_line(tmp_path: Path, s3_bucket: str) -> 
 
 
 @pytest.mark.s3
-def test_s3_without_credentials_is_one_clear_line(tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_without_credentials_is_one_clear_line(
+    tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     storage = open_run_storage(_s3_params(tmp_path, s3_bucket), "run-1")
-    with pytest.raises(StorageError, match=r"^S3: no AWS credentials found while trying to write s3://"):
+    with pytest.raises(
+        StorageError, match=r"^S3: no AWS credentials found while trying to write s3://"
+    ):
         storage.write_text("raw/a.txt", "x")
 
 
 @pytest.mark.s3
-def test_s3_unreachable_endpoint_is_one_clear_line(tmp_path: Path, aws_env: dict, unused_port: int) -> None:
+def test_s3_unreachable_endpoint_is_one_clear_line(
+    tmp_path: Path, aws_env: dict, unused_port: int
+) -> None:
     params = _s3_params(tmp_path, "some-bucket", endpoint_url=f"http://127.0.0.1:{unused_port}")
     storage = open_run_storage(params, "run-1")
     with pytest.raises(StorageError, match=r"^S3: cannot reach the endpoint while trying to read"):

@@ -86,8 +86,8 @@ class StorageParams(_Section):
 
 
 class SyntheticParams(_Section):
-    n_servers: int = Field(150, ge=1, le=100_000)
-    days: int = Field(730, ge=1, le=3650)
+    n_servers: int = Field(150, ge=1, le=20_000)
+    days: int = Field(730, ge=1, le=1830)  # bounded so a fleet fits in memory
     end_date: dt.date = dt.date(2026, 6, 30)
     outlier_share: float = Field(0.002, ge=0, le=0.1)
     missing_share: float = Field(0.01, ge=0, le=0.5)
@@ -256,7 +256,9 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of sections (run, storage, data, ...), got {type(raw).__name__}")
+        raise ParamsError(
+            f"{path}: expected a mapping of sections (run, storage, data, ...), got {type(raw).__name__}"
+        )
     return raw
 
 
