@@ -47,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "DEBUG":
+        # The runner logs each stage, its status and seconds; the libraries' chatter stays quiet.
+        for noisy in ("papermill", "nbconvert", "botocore", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger("traitlets").setLevel(logging.ERROR)  # nbconvert's alt-text notices
     try:
         if args.list:
             for stage in discover_stages():

@@ -180,7 +180,7 @@ def execute_stage(
     output = notebooks_dir / f"{stage.name}.ipynb"
     # papermill saves as cells run: execute into a temp name so a half-executed notebook is
     # never taken for a finished one.
-    partial = notebooks_dir / f".{stage.name}.ipynb.tmp"
+    partial = notebooks_dir / f".{stage.name}.tmp.ipynb"
     record: dict[str, Any] = {"stage": stage.name, "notebook": f"notebooks/{output.name}"}
     started = time.perf_counter()
     record["started_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

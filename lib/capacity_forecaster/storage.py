@@ -94,7 +94,7 @@ class LocalStore:
         return sorted(
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
-            if p.is_file() and not p.name.endswith(".tmp")
+            if p.is_file() and not _is_partial(p)
         )
 
     def delete(self, key: str) -> None:
@@ -424,5 +424,10 @@ def read_raw_inputs(params: Params, storage: RunStorage) -> dict[str, tuple[str,
 def iter_files(root: Path) -> Iterator[Path]:
     """Every finished file under a local run root (temp files of unfinished writes excluded)."""
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.endswith(".tmp"):
+        if path.is_file() and not _is_partial(path):
             yield path
+
+
+def _is_partial(path: Path) -> bool:
+    """Temp files of writes still under way (atomic writes, notebooks being executed)."""
+    return path.name.startswith(".") and (path.name.endswith(".tmp") or ".tmp." in path.name)
