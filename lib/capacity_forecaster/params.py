@@ -128,7 +128,8 @@ class FeatureParams(_Section):
 
 class ModelParams(_Section):
     enabled: tuple[Literal[MODEL_NAMES], ...] = MODEL_NAMES  # type: ignore[valid-type]
-    backtest_origins: int = Field(3, ge=1, le=12)
+    backtest_origins: int = Field(3, ge=3, le=12)
+    backtest_step_days: int = Field(28, ge=7, le=180)  # days between backtest origins
     interval: float = Field(0.8, gt=0.5, lt=1)
 
     @field_validator("enabled")

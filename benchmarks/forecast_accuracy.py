@@ -1,0 +1,110 @@
+#!/usr/bin/env python
+"""Forecast accuracy on a synthetic fleet with a holdout the models never see.
+
+    .venv/bin/python benchmarks/forecast_accuracy.py                # 200 servers, 90-day holdout
+    .venv/bin/python benchmarks/forecast_accuracy.py --servers 50 --models seasonal_naive,gradient_boosting
+
+The last ``--holdout`` days are cut off. On the rest, the same rolling-origin backtest as
+stage 04 calibrates the intervals and picks a champion per series; then every model is fitted
+on the rest and scored on the holdout. Prints per model: fit seconds per series, MASE (mean
+and median over series), sMAPE, interval coverage, and the share of series where it beats the
+seasonal-naive baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import pandas as pd
+
+from capacity_forecaster import backtest, features, metrics, synth
+from capacity_forecaster.models import intervals, model_factories
+from capacity_forecaster.params import parse_params
+
+SERIES = ["server_id", "metric"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", type=int, default=200)
+    parser.add_argument("--days", type=int, default=730)
+    parser.add_argument("--holdout", type=int, default=90)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--models", default="seasonal_naive,prophet,random_forest,gradient_boosting")
+    parser.add_argument("--n-jobs", type=int, default=-1)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    params = parse_params(
+        {
+            "run": {"seed": args.seed},
+            "data": {"synthetic": {"n_servers": args.servers, "days": args.days}},
+            "models": {"enabled": args.models.split(",")},
+            "forecast": {"horizon_days": max(90, args.holdout)},
+            "compute": {"n_jobs": args.n_jobs},
+        }
+    )
+    raw, servers = synth.generate_fleet(params.data.synthetic, seed=args.seed)
+    feature_frame, _ = features.build_features(raw, servers, params.features)
+    history = feature_frame[[*SERIES, "date", "value", "is_imputed"]]
+    cut = history["date"].max() - pd.Timedelta(days=args.holdout)
+    train = history[history["date"] <= cut]
+    holdout = history[(history["date"] > cut) & ~history["is_imputed"]].rename(columns={"value": "actual"})
+    factories = model_factories(params)
+    enabled = list(factories)
+    n_series = train.groupby(SERIES).ngroups
+    print(f"fleet: {args.servers} servers x {args.days} days, {n_series} series; holdout {args.holdout} days after {cut.date()}")
+
+    # Backtest on the training part only: intervals and champions, as stage 04 does.
+    origins = backtest.backtest_origins(cut, args.holdout, params.models.backtest_origins, params.models.backtest_step_days)
+    started = time.perf_counter()
+    results, backtest_seconds = backtest.run_backtest(train, servers, factories, origins, args.holdout)
+    _, series_scores, champions = backtest.evaluate(results, train, enabled, params.models.interval, origins, backtest_seconds)
+    calibration = intervals.calibrate(results, params.models.interval)
+    print(f"backtest: {len(origins)} origins in {time.perf_counter() - started:.0f} s")
+
+    # Fit on everything before the holdout, forecast it, score it.
+    dates = pd.date_range(cut + pd.Timedelta(days=1), periods=args.holdout, freq="D")
+    scale = metrics.seasonal_naive_scale(train).reset_index()
+    parts, fit_seconds = [], {}
+    for name, make in factories.items():
+        started = time.perf_counter()
+        predicted = make().fit(train, servers).predict(dates)
+        fit_seconds[name] = (time.perf_counter() - started) / n_series
+        parts.append(predicted.assign(model=name))
+    forecasts = pd.concat(parts, ignore_index=True).merge(scale, on=SERIES, how="left")
+    forecasts["horizon"] = (forecasts["date"] - cut).dt.days
+    forecasts = intervals.apply(forecasts, calibration)
+    picked = forecasts.merge(champions[[*SERIES, "champion"]], on=SERIES)
+    champion = picked[picked["model"] == picked["champion"]].drop(columns="champion").assign(model="champion")
+    scored = pd.concat([forecasts, champion]).merge(holdout, on=[*SERIES, "date"], how="inner")
+    per_series = metrics.score(scored, ["model", *SERIES])
+    baseline = per_series[per_series["model"] == "seasonal_naive"].set_index(SERIES)["mase"]
+    per_series = per_series.join(baseline.rename("baseline"), on=SERIES)
+
+    rows = []
+    for name, group in per_series.groupby("model"):
+        rows.append(
+            {
+                "model": name,
+                "fit_s_per_series": round(fit_seconds.get(name, float("nan")), 4),
+                "mase_mean": group["mase"].mean(),
+                "mase_median": group["mase"].median(),
+                "smape": group["smape"].mean(),
+                "coverage": group["coverage"].mean(),
+                "beats_baseline": (group["mase"] < group["baseline"]).mean(),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("model").sort_values("mase_mean")
+    print(f"\nholdout accuracy (interval level {params.models.interval:.0%}):")
+    print(table.round(3).to_string())
+    by_metric = per_series.pivot_table(index="model", columns="metric", values="mase", aggfunc="mean")
+    print("\nMASE (mean over series) by metric:")
+    print(by_metric.round(3).to_string())
+    print("\nchampions:", champions["champion"].value_counts().to_dict())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""Rolling-origin backtest, accuracy tables and the champion model per series.
+
+Each origin cuts the history: models are fitted on the days up to and including the origin and
+forecast the next ``horizon_days``, which they have not seen; the latest origin's window ends
+on the last day of history. Actuals are the cleaned values on days that were observed (days
+the ETL imputed are not scored). Every model, the seasonal-naive baseline included, sees the
+same origins and series.
+
+The champion per series is the model with the lowest mean backtest MASE; its *reported*
+accuracy is honest too: for each origin the champion is chosen on the other origins only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from capacity_forecaster import metrics
+from capacity_forecaster.errors import StageCheckError
+from capacity_forecaster.models import ForecastModel
+from capacity_forecaster.models import intervals as conformal
+
+logger = logging.getLogger(__name__)
+
+BASELINE = "seasonal_naive"
+MIN_TRAIN_DAYS = 56  # a series needs this much history at an origin to be forecast there
+FLAT_STD = 0.05  # percent points: a series this flat is left to the baseline
+SERIES = ["server_id", "metric"]
+
+
+def backtest_origins(last_date: pd.Timestamp, horizon_days: int, n_origins: int, step_days: int) -> list[pd.Timestamp]:
+    """Origins, oldest first: the latest is ``horizon_days`` before the last day, then every ``step_days`` back."""
+    latest = pd.Timestamp(last_date) - pd.Timedelta(days=horizon_days)
+    return [latest - pd.Timedelta(days=step_days * k) for k in reversed(range(n_origins))]
+
+
+def run_backtest(
+    history: pd.DataFrame,
+    servers: pd.DataFrame,
+    factories: dict[str, Callable[[], ForecastModel]],
+    origins: list[pd.Timestamp],
+    horizon_days: int,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Fit every model at every origin and score it on the following ``horizon_days``.
+
+    ``history`` is long (server_id, metric, date, value, is_imputed). Returns the backtest rows
+    (model, origin, server_id, metric, date, horizon, yhat, actual, scale) and fit seconds per
+    model.
+    """
+    observed = history if "is_imputed" not in history else history[~history["is_imputed"]]
+    seconds = dict.fromkeys(factories, 0.0)
+    parts = []
+    for origin in origins:
+        train = history[history["date"] <= origin]
+        span = train.groupby(SERIES)["date"].agg(["min", "max"])
+        eligible = span[(span["max"] - span["min"]).dt.days + 1 >= MIN_TRAIN_DAYS].index
+        train = train.set_index(SERIES).loc[eligible].reset_index()
+        dates = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon_days, freq="D")
+        actual = observed[(observed["date"] > origin) & (observed["date"] <= dates[-1])]
+        actual = actual[[*SERIES, "date", "value"]].rename(columns={"value": "actual"})
+        scale = metrics.seasonal_naive_scale(train).reset_index()
+        for name, make in factories.items():
+            started = time.perf_counter()
+            predicted = make().fit(train, servers).predict(dates)
+            seconds[name] += time.perf_counter() - started
+            rows = predicted.merge(actual, on=[*SERIES, "date"], how="inner").merge(scale, on=SERIES, how="left")
+            rows.insert(0, "model", name)
+            rows.insert(1, "origin", origin)
+            rows["horizon"] = (rows["date"] - origin).dt.days
+            parts.append(rows)
+        logger.info("backtest origin %s: %d series, %d models", origin.date(), len(eligible), len(factories))
+    backtest = pd.concat(parts, ignore_index=True)
+    backtest["scale"] = backtest["scale"].fillna(metrics.SCALE_FLOOR)
+    return backtest, seconds
+
+
+def score_series(backtest: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per model x series (over all origins): mae, rmse, mape, smape, mase, coverage."""
+    return metrics.score(backtest, ["model", *SERIES])
+
+
+def summarise(series_scores: pd.DataFrame) -> pd.DataFrame:
+    """Fleet accuracy per model (and per model x metric): means of per-series figures."""
+    baseline = series_scores[series_scores["model"] == BASELINE].set_index(SERIES)["mase"]
+    joined = series_scores.join(baseline.rename("baseline_mase"), on=SERIES)
+    joined["beats_baseline"] = joined["mase"] < joined["baseline_mase"]
+    aggregations = {
+        "series": ("mase", "size"),
+        "mae": ("mae", "mean"),
+        "rmse": ("rmse", "mean"),
+        "mape": ("mape", "mean"),
+        "smape": ("smape", "mean"),
+        "mase": ("mase", "mean"),
+        "mase_median": ("mase", "median"),
+        "beats_baseline_share": ("beats_baseline", "mean"),
+    }
+    if "coverage" in joined:
+        aggregations["coverage"] = ("coverage", "mean")
+        aggregations["interval_width"] = ("interval_width", "mean")
+    by_model = joined.groupby("model").agg(**aggregations).reset_index()
+    by_metric = joined.groupby(["model", "metric"]).agg(**aggregations).reset_index()
+    return pd.concat([by_model.assign(metric="all"), by_metric], ignore_index=True)
+
+
+def choose_champions(series_scores: pd.DataFrame, history: pd.DataFrame, enabled: list[str]) -> pd.DataFrame:
+    """The champion per series with the reason; the baseline where a series cannot be modelled.
+
+    Returns server_id, metric, champion, reason, champion_mase, baseline_mase.
+    """
+    stats = history.groupby(SERIES)["value"].agg(days="size", std="std").reset_index()
+    table = series_scores.pivot_table(index=SERIES, columns="model", values="mase").reindex(columns=enabled)
+    table = stats.merge(table.reset_index(), on=SERIES, how="left")
+    rows = []
+    for record in table.to_dict("records"):
+        scores = {m: record.get(m) for m in enabled if pd.notna(record.get(m))}
+        baseline_mase = scores.get(BASELINE, np.nan)
+        if record["days"] < MIN_TRAIN_DAYS:
+            champion, reason = BASELINE, f"history of {record['days']} days is under the {MIN_TRAIN_DAYS} models need"
+        elif not (record["std"] >= FLAT_STD):
+            champion, reason = BASELINE, f"flat series (std {record['std']:.3f} points): nothing to model"
+        elif not scores:
+            champion, reason = BASELINE, "not scored in the backtest (too little history at every origin)"
+        else:
+            champion = min(scores, key=scores.get)
+            others = ", ".join(f"{m} {v:.2f}" for m, v in sorted(scores.items(), key=lambda kv: kv[1]) if m != champion)
+            reason = f"lowest backtest MASE {scores[champion]:.2f}" + (f" (vs {others})" if others else "")
+        rows.append(
+            {
+                "server_id": record["server_id"],
+                "metric": record["metric"],
+                "champion": champion,
+                "reason": reason,
+                "champion_mase": scores.get(champion, np.nan),
+                "baseline_mase": baseline_mase,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def honest_champion_rows(backtest: pd.DataFrame, history: pd.DataFrame, enabled: list[str]) -> pd.DataFrame:
+    """Backtest rows of the champion, chosen for each origin by ``choose_champions`` on the
+    *other* origins only (the same rules, fallbacks included, as the real choice)."""
+    parts = []
+    for origin in sorted(backtest["origin"].unique()):
+        others = backtest[backtest["origin"] != origin]
+        picked = choose_champions(score_series(others), history, enabled)[[*SERIES, "champion"]]
+        held = backtest[backtest["origin"] == origin].merge(picked, on=SERIES, how="left")
+        held["champion"] = held["champion"].fillna(BASELINE)
+        parts.append(held[held["model"] == held["champion"]].drop(columns="champion"))
+    return pd.concat(parts, ignore_index=True).assign(model="champion")
+
+
+def evaluate(
+    backtest: pd.DataFrame,
+    history: pd.DataFrame,
+    enabled: list[str],
+    level: float,
+    origins: list[pd.Timestamp],
+    seconds: dict[str, float],
+) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Score the backtest and choose champions.
+
+    Returns the models/metrics.json content, the per-series scores (every model and the
+    honestly chosen champion, with measured interval coverage) and the champion table.
+    """
+    with_intervals = conformal.cross_validate(backtest, level)
+    champion_rows = honest_champion_rows(with_intervals, history, enabled)
+    series_scores = score_series(pd.concat([with_intervals, champion_rows], ignore_index=True))
+    champions = choose_champions(series_scores[series_scores["model"] != "champion"], history, enabled)
+    summary = summarise(series_scores)
+    horizon_days = int(backtest["horizon"].max())
+    n_series = backtest.groupby(SERIES).ngroups
+    report = {
+        "interval_level": level,
+        "horizon_days": horizon_days,
+        "origins": [o.date().isoformat() for o in origins],
+        "series": n_series,
+        "method": {
+            "mase": "mean over series of MAE / in-sample weekly seasonal-naive MAE",
+            "coverage": "share of actuals inside conformal intervals calibrated on the other origins",
+            "champion": "per series, lowest mean backtest MASE; the reported champion row picks it on the other origins",
+        },
+        "fit_seconds_per_series": {m: round(s / max(1, n_series * len(origins)), 4) for m, s in seconds.items()},
+        "models": _records(summary[summary["metric"] == "all"].drop(columns="metric")),
+        "models_by_metric": _records(summary[summary["metric"] != "all"]),
+        "champions": champions["champion"].value_counts().to_dict(),
+    }
+    return report, series_scores, champions
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()} for row in frame.round(4).to_dict("records")]
+
+
+def check_backtest(backtest: pd.DataFrame, enabled: list[str], n_origins: int) -> None:
+    """Every enabled model scored at every origin, with finite forecasts inside 0-100."""
+    problems = []
+    for name in enabled:
+        seen = backtest.loc[backtest["model"] == name, "origin"].nunique()
+        if seen != n_origins:
+            problems.append(f"{name} scored at {seen} of {n_origins} origins")
+    bad = ~np.isfinite(backtest["yhat"]) | (backtest["yhat"] < 0) | (backtest["yhat"] > 100)
+    if bad.any():
+        problems.append(f"{int(bad.sum())} forecasts NaN/inf or outside 0-100 (models: {sorted(backtest.loc[bad, 'model'].unique())})")
+    if problems:
+        raise StageCheckError("04_train backtest: " + "; ".join(problems))
