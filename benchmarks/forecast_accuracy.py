@@ -27,12 +27,16 @@ SERIES = ["server_id", "metric"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--servers", type=int, default=200)
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--holdout", type=int, default=90)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--models", default="seasonal_naive,prophet,random_forest,gradient_boosting")
+    parser.add_argument(
+        "--models", default="seasonal_naive,prophet,random_forest,gradient_boosting"
+    )
     parser.add_argument("--n-jobs", type=int, default=-1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -51,17 +55,27 @@ def main() -> None:
     history = feature_frame[[*SERIES, "date", "value", "is_imputed"]]
     cut = history["date"].max() - pd.Timedelta(days=args.holdout)
     train = history[history["date"] <= cut]
-    holdout = history[(history["date"] > cut) & ~history["is_imputed"]].rename(columns={"value": "actual"})
+    holdout = history[(history["date"] > cut) & ~history["is_imputed"]].rename(
+        columns={"value": "actual"}
+    )
     factories = model_factories(params)
     enabled = list(factories)
     n_series = train.groupby(SERIES).ngroups
-    print(f"fleet: {args.servers} servers x {args.days} days, {n_series} series; holdout {args.holdout} days after {cut.date()}")
+    print(
+        f"fleet: {args.servers} servers x {args.days} days, {n_series} series; holdout {args.holdout} days after {cut.date()}"
+    )
 
     # Backtest on the training part only: intervals and champions, as stage 04 does.
-    origins = backtest.backtest_origins(cut, args.holdout, params.models.backtest_origins, params.models.backtest_step_days)
+    origins = backtest.backtest_origins(
+        cut, args.holdout, params.models.backtest_origins, params.models.backtest_step_days
+    )
     started = time.perf_counter()
-    results, backtest_seconds = backtest.run_backtest(train, servers, factories, origins, args.holdout)
-    _, series_scores, champions = backtest.evaluate(results, train, enabled, params.models.interval, origins, backtest_seconds)
+    results, backtest_seconds = backtest.run_backtest(
+        train, servers, factories, origins, args.holdout
+    )
+    _, _, champions = backtest.evaluate(
+        results, train, enabled, params.models.interval, origins, backtest_seconds
+    )
     calibration = intervals.calibrate(results, params.models.interval)
     print(f"backtest: {len(origins)} origins in {time.perf_counter() - started:.0f} s")
 
@@ -78,7 +92,11 @@ def main() -> None:
     forecasts["horizon"] = (forecasts["date"] - cut).dt.days
     forecasts = intervals.apply(forecasts, calibration)
     picked = forecasts.merge(champions[[*SERIES, "champion"]], on=SERIES)
-    champion = picked[picked["model"] == picked["champion"]].drop(columns="champion").assign(model="champion")
+    champion = (
+        picked[picked["model"] == picked["champion"]]
+        .drop(columns="champion")
+        .assign(model="champion")
+    )
     scored = pd.concat([forecasts, champion]).merge(holdout, on=[*SERIES, "date"], how="inner")
     per_series = metrics.score(scored, ["model", *SERIES])
     baseline = per_series[per_series["model"] == "seasonal_naive"].set_index(SERIES)["mase"]
@@ -100,7 +118,9 @@ def main() -> None:
     table = pd.DataFrame(rows).set_index("model").sort_values("mase_mean")
     print(f"\nholdout accuracy (interval level {params.models.interval:.0%}):")
     print(table.round(3).to_string())
-    by_metric = per_series.pivot_table(index="model", columns="metric", values="mase", aggfunc="mean")
+    by_metric = per_series.pivot_table(
+        index="model", columns="metric", values="mase", aggfunc="mean"
+    )
     print("\nMASE (mean over series) by metric:")
     print(by_metric.round(3).to_string())
     print("\nchampions:", champions["champion"].value_counts().to_dict())

@@ -284,8 +284,17 @@ def test_honest_champion_rows_choose_on_the_other_origins() -> None:
     # A long, varied history for both series, so neither falls back for shortness or flatness.
     days = pd.date_range("2025-01-01", periods=120, freq="D")
     history = pd.concat(
-        pd.DataFrame({"server_id": sid, "metric": metric, "date": days, "value": 40 + 10 * np.sin(np.arange(120))})
-        for sid, metric in backtest[["server_id", "metric"]].drop_duplicates().itertuples(index=False)
+        pd.DataFrame(
+            {
+                "server_id": sid,
+                "metric": metric,
+                "date": days,
+                "value": 40 + 10 * np.sin(np.arange(120)),
+            }
+        )
+        for sid, metric in backtest[["server_id", "metric"]]
+        .drop_duplicates()
+        .itertuples(index=False)
     )
     honest = bt.honest_champion_rows(backtest, history, ["seasonal_naive", "gradient_boosting"])
     assert (honest["model"] == "champion").all()

@@ -144,13 +144,21 @@ def test_models_backtest_and_metrics(ci_run) -> None:
     root, _ = ci_run
     report = json.loads((root / "models" / "metrics.json").read_text())
     models = {m["model"]: m for m in report["models"]}
-    assert set(models) == {"seasonal_naive", "prophet", "random_forest", "gradient_boosting", "champion"}
+    assert set(models) == {
+        "seasonal_naive",
+        "prophet",
+        "random_forest",
+        "gradient_boosting",
+        "champion",
+    }
     assert len(report["origins"]) == 3
     for name, figures in models.items():
         assert figures["series"] == 30, name  # 10 servers x 3 metrics
         assert 0 < figures["mase"] < 50 and 0 <= figures["coverage"] <= 1, name
     for name in ("seasonal_naive", "prophet", "random_forest", "gradient_boosting"):
-        assert (root / "models" / {"prophet": "prophet.jsonl.gz"}.get(name, f"{name}.joblib")).stat().st_size > 0
+        assert (
+            root / "models" / {"prophet": "prophet.jsonl.gz"}.get(name, f"{name}.joblib")
+        ).stat().st_size > 0
     champions = pd.read_parquet(root / "models" / "champions.parquet")
     assert len(champions) == 30 and champions["reason"].str.len().gt(0).all()
     scores = pd.read_parquet(root / "models" / "series_scores.parquet")
@@ -166,7 +174,10 @@ def test_forecasts_cover_the_horizon_with_ordered_intervals(ci_run) -> None:
     assert forecasts["date"].max() == last + pd.Timedelta(days=90)
     assert len(forecasts) == 30 * 90 * 4
     assert forecasts[["yhat", "yhat_lower", "yhat_upper"]].notna().all().all()
-    assert ((forecasts["yhat_lower"] <= forecasts["yhat"]) & (forecasts["yhat"] <= forecasts["yhat_upper"])).all()
+    assert (
+        (forecasts["yhat_lower"] <= forecasts["yhat"])
+        & (forecasts["yhat"] <= forecasts["yhat_upper"])
+    ).all()
     assert forecasts[["yhat_lower", "yhat_upper"]].stack().between(0, 100).all()
     assert (forecasts[forecasts["is_champion"]].groupby(["server_id", "metric"]).size() == 90).all()
 

@@ -32,7 +32,9 @@ FLAT_STD = 0.05  # percent points: a series this flat is left to the baseline
 SERIES = ["server_id", "metric"]
 
 
-def backtest_origins(last_date: pd.Timestamp, horizon_days: int, n_origins: int, step_days: int) -> list[pd.Timestamp]:
+def backtest_origins(
+    last_date: pd.Timestamp, horizon_days: int, n_origins: int, step_days: int
+) -> list[pd.Timestamp]:
     """Origins, oldest first: the latest is ``horizon_days`` before the last day, then every ``step_days`` back."""
     latest = pd.Timestamp(last_date) - pd.Timedelta(days=horizon_days)
     return [latest - pd.Timedelta(days=step_days * k) for k in reversed(range(n_origins))]
@@ -67,12 +69,16 @@ def run_backtest(
             started = time.perf_counter()
             predicted = make().fit(train, servers).predict(dates)
             seconds[name] += time.perf_counter() - started
-            rows = predicted.merge(actual, on=[*SERIES, "date"], how="inner").merge(scale, on=SERIES, how="left")
+            rows = predicted.merge(actual, on=[*SERIES, "date"], how="inner").merge(
+                scale, on=SERIES, how="left"
+            )
             rows.insert(0, "model", name)
             rows.insert(1, "origin", origin)
             rows["horizon"] = (rows["date"] - origin).dt.days
             parts.append(rows)
-        logger.info("backtest origin %s: %d series, %d models", origin.date(), len(eligible), len(factories))
+        logger.info(
+            "backtest origin %s: %d series, %d models", origin.date(), len(eligible), len(factories)
+        )
     backtest = pd.concat(parts, ignore_index=True)
     backtest["scale"] = backtest["scale"].fillna(metrics.SCALE_FLOOR)
     return backtest, seconds
@@ -106,28 +112,47 @@ def summarise(series_scores: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([by_model.assign(metric="all"), by_metric], ignore_index=True)
 
 
-def choose_champions(series_scores: pd.DataFrame, history: pd.DataFrame, enabled: list[str]) -> pd.DataFrame:
+def choose_champions(
+    series_scores: pd.DataFrame, history: pd.DataFrame, enabled: list[str]
+) -> pd.DataFrame:
     """The champion per series with the reason; the baseline where a series cannot be modelled.
 
     Returns server_id, metric, champion, reason, champion_mase, baseline_mase.
     """
     stats = history.groupby(SERIES)["value"].agg(days="size", std="std").reset_index()
-    table = series_scores.pivot_table(index=SERIES, columns="model", values="mase").reindex(columns=enabled)
+    table = series_scores.pivot_table(index=SERIES, columns="model", values="mase").reindex(
+        columns=enabled
+    )
     table = stats.merge(table.reset_index(), on=SERIES, how="left")
     rows = []
     for record in table.to_dict("records"):
         scores = {m: record.get(m) for m in enabled if pd.notna(record.get(m))}
         baseline_mase = scores.get(BASELINE, np.nan)
         if record["days"] < MIN_TRAIN_DAYS:
-            champion, reason = BASELINE, f"history of {record['days']} days is under the {MIN_TRAIN_DAYS} models need"
+            champion, reason = (
+                BASELINE,
+                f"history of {record['days']} days is under the {MIN_TRAIN_DAYS} models need",
+            )
         elif not (record["std"] >= FLAT_STD):
-            champion, reason = BASELINE, f"flat series (std {record['std']:.3f} points): nothing to model"
+            champion, reason = (
+                BASELINE,
+                f"flat series (std {record['std']:.3f} points): nothing to model",
+            )
         elif not scores:
-            champion, reason = BASELINE, "not scored in the backtest (too little history at every origin)"
+            champion, reason = (
+                BASELINE,
+                "not scored in the backtest (too little history at every origin)",
+            )
         else:
             champion = min(scores, key=scores.get)
-            others = ", ".join(f"{m} {v:.2f}" for m, v in sorted(scores.items(), key=lambda kv: kv[1]) if m != champion)
-            reason = f"lowest backtest MASE {scores[champion]:.2f}" + (f" (vs {others})" if others else "")
+            others = ", ".join(
+                f"{m} {v:.2f}"
+                for m, v in sorted(scores.items(), key=lambda kv: kv[1])
+                if m != champion
+            )
+            reason = f"lowest backtest MASE {scores[champion]:.2f}" + (
+                f" (vs {others})" if others else ""
+            )
         rows.append(
             {
                 "server_id": record["server_id"],
@@ -141,7 +166,9 @@ def choose_champions(series_scores: pd.DataFrame, history: pd.DataFrame, enabled
     return pd.DataFrame(rows)
 
 
-def honest_champion_rows(backtest: pd.DataFrame, history: pd.DataFrame, enabled: list[str]) -> pd.DataFrame:
+def honest_champion_rows(
+    backtest: pd.DataFrame, history: pd.DataFrame, enabled: list[str]
+) -> pd.DataFrame:
     """Backtest rows of the champion, chosen for each origin by ``choose_champions`` on the
     *other* origins only (the same rules, fallbacks included, as the real choice)."""
     parts = []
@@ -170,7 +197,9 @@ def evaluate(
     with_intervals = conformal.cross_validate(backtest, level)
     champion_rows = honest_champion_rows(with_intervals, history, enabled)
     series_scores = score_series(pd.concat([with_intervals, champion_rows], ignore_index=True))
-    champions = choose_champions(series_scores[series_scores["model"] != "champion"], history, enabled)
+    champions = choose_champions(
+        series_scores[series_scores["model"] != "champion"], history, enabled
+    )
     summary = summarise(series_scores)
     horizon_days = int(backtest["horizon"].max())
     n_series = backtest.groupby(SERIES).ngroups
@@ -184,7 +213,9 @@ def evaluate(
             "coverage": "share of actuals inside conformal intervals calibrated on the other origins",
             "champion": "per series, lowest mean backtest MASE; the reported champion row picks it on the other origins",
         },
-        "fit_seconds_per_series": {m: round(s / max(1, n_series * len(origins)), 4) for m, s in seconds.items()},
+        "fit_seconds_per_series": {
+            m: round(s / max(1, n_series * len(origins)), 4) for m, s in seconds.items()
+        },
         "models": _records(summary[summary["metric"] == "all"].drop(columns="metric")),
         "models_by_metric": _records(summary[summary["metric"] != "all"]),
         "champions": champions["champion"].value_counts().to_dict(),
@@ -193,7 +224,10 @@ def evaluate(
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()} for row in frame.round(4).to_dict("records")]
+    return [
+        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        for row in frame.round(4).to_dict("records")
+    ]
 
 
 def check_backtest(backtest: pd.DataFrame, enabled: list[str], n_origins: int) -> None:
@@ -205,6 +239,8 @@ def check_backtest(backtest: pd.DataFrame, enabled: list[str], n_origins: int) -
             problems.append(f"{name} scored at {seen} of {n_origins} origins")
     bad = ~np.isfinite(backtest["yhat"]) | (backtest["yhat"] < 0) | (backtest["yhat"] > 100)
     if bad.any():
-        problems.append(f"{int(bad.sum())} forecasts NaN/inf or outside 0-100 (models: {sorted(backtest.loc[bad, 'model'].unique())})")
+        problems.append(
+            f"{int(bad.sum())} forecasts NaN/inf or outside 0-100 (models: {sorted(backtest.loc[bad, 'model'].unique())})"
+        )
     if problems:
         raise StageCheckError("04_train backtest: " + "; ".join(problems))

@@ -20,12 +20,24 @@ from capacity_forecaster.models import intervals as conformal
 logger = logging.getLogger(__name__)
 
 SERIES = ["server_id", "metric"]
-FORECAST_COLUMNS = ["server_id", "metric", "date", "horizon", "model", "yhat", "yhat_lower", "yhat_upper", "is_champion"]
+FORECAST_COLUMNS = [
+    "server_id",
+    "metric",
+    "date",
+    "horizon",
+    "model",
+    "yhat",
+    "yhat_lower",
+    "yhat_upper",
+    "is_champion",
+]
 
 
 def horizon_dates(last_date: pd.Timestamp, horizon_days: int) -> pd.DatetimeIndex:
     """The days after the history's last day."""
-    return pd.date_range(pd.Timestamp(last_date) + pd.Timedelta(days=1), periods=horizon_days, freq="D")
+    return pd.date_range(
+        pd.Timestamp(last_date) + pd.Timedelta(days=1), periods=horizon_days, freq="D"
+    )
 
 
 def build_forecasts(
@@ -43,7 +55,12 @@ def build_forecasts(
     for name, model in fitted.items():
         predicted = model.predict(dates).assign(model=name)
         parts.append(predicted)
-        logger.info("05_forecast: %s forecast %d series x %d days", name, predicted.groupby(SERIES).ngroups, len(dates))
+        logger.info(
+            "05_forecast: %s forecast %d series x %d days",
+            name,
+            predicted.groupby(SERIES).ngroups,
+            len(dates),
+        )
     frame = pd.concat(parts, ignore_index=True).merge(scale, on=SERIES, how="left")
     frame["scale"] = frame["scale"].fillna(metrics.SCALE_FLOOR)
     frame["horizon"] = (frame["date"] - last_date).dt.days
@@ -51,10 +68,14 @@ def build_forecasts(
     picked = champions[[*SERIES, "champion"]]
     frame = frame.merge(picked, on=SERIES, how="left")
     frame["is_champion"] = frame["model"] == frame["champion"]
-    return frame[FORECAST_COLUMNS].sort_values(["server_id", "metric", "model", "date"], ignore_index=True)
+    return frame[FORECAST_COLUMNS].sort_values(
+        ["server_id", "metric", "model", "date"], ignore_index=True
+    )
 
 
-def check_forecasts(frame: pd.DataFrame, history: pd.DataFrame, horizon_days: int, models: list[str]) -> dict:
+def check_forecasts(
+    frame: pd.DataFrame, history: pd.DataFrame, horizon_days: int, models: list[str]
+) -> dict:
     """Post-conditions of forecasts.parquet; raises StageCheckError saying what failed."""
     problems = []
     expected_series = history.groupby(SERIES).ngroups
@@ -63,9 +84,13 @@ def check_forecasts(frame: pd.DataFrame, history: pd.DataFrame, horizon_days: in
     for name in models:
         rows = frame[frame["model"] == name]
         if rows.groupby(SERIES).ngroups != expected_series:
-            problems.append(f"{name}: {rows.groupby(SERIES).ngroups} of {expected_series} series forecast")
+            problems.append(
+                f"{name}: {rows.groupby(SERIES).ngroups} of {expected_series} series forecast"
+            )
         if len(rows) != expected_series * horizon_days:
-            problems.append(f"{name}: {len(rows)} rows, expected {expected_series} series x {horizon_days} days")
+            problems.append(
+                f"{name}: {len(rows)} rows, expected {expected_series} series x {horizon_days} days"
+            )
     duplicated = frame.duplicated([*SERIES, "model", "date"])
     if duplicated.any():
         problems.append(f"{int(duplicated.sum())} duplicated server x metric x model x date rows")
@@ -73,17 +98,23 @@ def check_forecasts(frame: pd.DataFrame, history: pd.DataFrame, horizon_days: in
     if outside.any():
         problems.append(f"{int(outside.sum())} rows dated outside the horizon")
     if len(frame) and (frame["date"].min() != dates[0] or frame["date"].max() != dates[-1]):
-        problems.append(f"dates span {frame['date'].min().date()}..{frame['date'].max().date()}, expected {dates[0].date()}..{dates[-1].date()}")
+        problems.append(
+            f"dates span {frame['date'].min().date()}..{frame['date'].max().date()}, expected {dates[0].date()}..{dates[-1].date()}"
+        )
     numbers = frame[["yhat", "yhat_lower", "yhat_upper"]]
     if not np.isfinite(numbers.to_numpy()).all():
-        problems.append(f"{int((~np.isfinite(numbers.to_numpy())).any(axis=1).sum())} rows with NaN/inf")
+        problems.append(
+            f"{int((~np.isfinite(numbers.to_numpy())).any(axis=1).sum())} rows with NaN/inf"
+        )
     if ((numbers < 0) | (numbers > 100)).any().any():
         problems.append("values outside the physical range 0-100 %")
     if not ((frame["yhat_lower"] <= frame["yhat"]) & (frame["yhat"] <= frame["yhat_upper"])).all():
         problems.append("rows where lower <= yhat <= upper does not hold")
     champions = frame[frame["is_champion"]].groupby(SERIES).size()
     if len(champions) != expected_series or (champions != horizon_days).any():
-        problems.append(f"{len(champions)} of {expected_series} series have exactly one champion over the horizon")
+        problems.append(
+            f"{len(champions)} of {expected_series} series have exactly one champion over the horizon"
+        )
     if problems:
         raise StageCheckError("05_forecast forecasts.parquet: " + "; ".join(problems))
     return {

@@ -38,7 +38,12 @@ def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
     """Symmetric MAPE (percent, 0-200); a point where both are 0 counts as 0."""
     actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
     denominator = np.abs(actual) + np.abs(predicted)
-    ratio = np.divide(2 * np.abs(actual - predicted), denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    ratio = np.divide(
+        2 * np.abs(actual - predicted),
+        denominator,
+        out=np.zeros_like(denominator),
+        where=denominator > 0,
+    )
     return float(100 * np.mean(ratio))
 
 
@@ -61,9 +66,13 @@ def seasonal_naive_scale(history: pd.DataFrame, season: int = SEASON_DAYS) -> pd
     floored at ``SCALE_FLOOR``.
     """
     frame = history[[*SERIES_KEYS, "date", "value"]]
-    earlier = frame.assign(date=frame["date"] + pd.Timedelta(days=season)).rename(columns={"value": "earlier"})
+    earlier = frame.assign(date=frame["date"] + pd.Timedelta(days=season)).rename(
+        columns={"value": "earlier"}
+    )
     paired = frame.merge(earlier, on=[*SERIES_KEYS, "date"], how="inner")
-    scale = (paired["value"] - paired["earlier"]).abs().groupby([paired[k] for k in SERIES_KEYS]).mean()
+    scale = (
+        (paired["value"] - paired["earlier"]).abs().groupby([paired[k] for k in SERIES_KEYS]).mean()
+    )
     return scale.clip(lower=SCALE_FLOOR).rename("scale")
 
 
@@ -82,14 +91,18 @@ def score(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             **{k: frame[k] for k in by},
             "abs_error": error.abs(),
             "sq_error": error**2,
-            "pct_error": (100 * error.abs() / frame["actual"].abs()).where(frame["actual"].abs() >= MAPE_FLOOR),
+            "pct_error": (100 * error.abs() / frame["actual"].abs()).where(
+                frame["actual"].abs() >= MAPE_FLOOR
+            ),
             "s_error": (200 * error.abs() / both).where(both > 0, 0.0),
             "scaled_error": scaled,
         }
     )
     has_interval = {"yhat_lower", "yhat_upper"} <= set(frame.columns)
     if has_interval:
-        work["covered"] = ((frame["actual"] >= frame["yhat_lower"]) & (frame["actual"] <= frame["yhat_upper"])).astype(float)
+        work["covered"] = (
+            (frame["actual"] >= frame["yhat_lower"]) & (frame["actual"] <= frame["yhat_upper"])
+        ).astype(float)
         work["width"] = frame["yhat_upper"] - frame["yhat_lower"]
     grouped = work.groupby(by, sort=True)
     result = pd.DataFrame(

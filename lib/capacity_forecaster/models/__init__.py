@@ -42,7 +42,9 @@ class ForecastModel(Protocol):
     def from_bytes(cls, data: bytes) -> Self: ...
 
 
-def make_model(name: str, *, horizon_days: int, quarter_end_business_days: int, n_jobs: int, seed: int) -> ForecastModel:
+def make_model(
+    name: str, *, horizon_days: int, quarter_end_business_days: int, n_jobs: int, seed: int
+) -> ForecastModel:
     """A fresh, unfitted model by its params name."""
     if name == "seasonal_naive":
         from capacity_forecaster.models.baseline import SeasonalNaiveModel
@@ -57,7 +59,10 @@ def make_model(name: str, *, horizon_days: int, quarter_end_business_days: int, 
 
         tree_class = RandomForestModel if name == "random_forest" else GradientBoostingModel
         return tree_class(
-            horizon_days=horizon_days, quarter_end_business_days=quarter_end_business_days, n_jobs=n_jobs, seed=seed
+            horizon_days=horizon_days,
+            quarter_end_business_days=quarter_end_business_days,
+            n_jobs=n_jobs,
+            seed=seed,
         )
     raise ValueError(f"unknown model {name!r}")
 
@@ -95,6 +100,10 @@ def check_roundtrip(name: str, model: ForecastModel, data: bytes, dates: pd.Date
     """Load a saved model back and prove it predicts exactly what the fitted one does."""
     before = model.predict(dates)
     after = load_model(name, data).predict(dates)
-    same = before.shape == after.shape and np.allclose(before["yhat"].to_numpy(), after["yhat"].to_numpy(), rtol=1e-9, atol=1e-9)
+    same = before.shape == after.shape and np.allclose(
+        before["yhat"].to_numpy(), after["yhat"].to_numpy(), rtol=1e-9, atol=1e-9
+    )
     if not same:
-        raise StageCheckError(f"{MODEL_FILES[name]}: the saved {name} model does not predict what the fitted one did")
+        raise StageCheckError(
+            f"{MODEL_FILES[name]}: the saved {name} model does not predict what the fitted one did"
+        )

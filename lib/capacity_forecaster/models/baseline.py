@@ -34,7 +34,9 @@ class SeasonalNaiveModel:
         last = frame.groupby(["server_id", "metric"])["date"].transform("max")
         recent = frame[frame["date"] > last - pd.Timedelta(days=self.lookback_days)]
         recent = recent.assign(weekday=recent["date"].dt.day_of_week).sort_values("date")
-        by_weekday = recent.groupby(["server_id", "metric", "weekday"])["value"].last().unstack("weekday")
+        by_weekday = (
+            recent.groupby(["server_id", "metric", "weekday"])["value"].last().unstack("weekday")
+        )
         by_weekday = by_weekday.reindex(columns=range(SEASON_DAYS))
         # A weekday never seen recently (a gap) repeats the series' last value instead.
         latest = recent.groupby(["server_id", "metric"])["value"].last()

@@ -43,15 +43,22 @@ def calibrate(backtest: pd.DataFrame, level: float) -> pd.DataFrame:
             "model": backtest["model"],
             "metric": backtest["metric"],
             "bucket": horizon_bucket(backtest["horizon"]),
-            "residual": (backtest["actual"] - backtest["yhat"]) / backtest["scale"].clip(lower=SCALE_FLOOR),
+            "residual": (backtest["actual"] - backtest["yhat"])
+            / backtest["scale"].clip(lower=SCALE_FLOOR),
         }
     ).dropna()
     grouped = work.groupby(CALIBRATION_KEYS)["residual"]
     table = pd.DataFrame(
-        {"q_lower": grouped.quantile(alpha), "q_upper": grouped.quantile(1 - alpha), "n": grouped.size()}
+        {
+            "q_lower": grouped.quantile(alpha),
+            "q_upper": grouped.quantile(1 - alpha),
+            "n": grouped.size(),
+        }
     ).reset_index()
     pooled = work.groupby(["model", "metric"])["residual"]
-    pool = pd.DataFrame({"p_lower": pooled.quantile(alpha), "p_upper": pooled.quantile(1 - alpha)}).reset_index()
+    pool = pd.DataFrame(
+        {"p_lower": pooled.quantile(alpha), "p_upper": pooled.quantile(1 - alpha)}
+    ).reset_index()
     table = table.merge(pool, on=["model", "metric"], how="left")
     thin = table["n"] < MIN_RESIDUALS
     table.loc[thin, "q_lower"] = table.loc[thin, "p_lower"]
@@ -70,7 +77,11 @@ def apply(forecasts: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
     """
     buckets = horizon_bucket(forecasts["horizon"])
     widest = calibration.groupby(["model", "metric"])["bucket"].max().rename("widest").reset_index()
-    keys = forecasts[["model", "metric"]].assign(bucket=buckets).merge(widest, on=["model", "metric"], how="left")
+    keys = (
+        forecasts[["model", "metric"]]
+        .assign(bucket=buckets)
+        .merge(widest, on=["model", "metric"], how="left")
+    )
     missing = keys["widest"].isna()
     if missing.any():
         pairs = keys.loc[missing, ["model", "metric"]].drop_duplicates().itertuples(index=False)
@@ -92,7 +103,9 @@ def _every_bucket(calibration: pd.DataFrame) -> pd.DataFrame:
     never filled borrows the nearest shorter one (else the nearest longer one)."""
     parts = []
     for (model, metric), table in calibration.groupby(["model", "metric"]):
-        full = table.set_index("bucket")[["q_lower", "q_upper"]].reindex(range(int(table["bucket"].max()) + 1))
+        full = table.set_index("bucket")[["q_lower", "q_upper"]].reindex(
+            range(int(table["bucket"].max()) + 1)
+        )
         parts.append(full.ffill().bfill().reset_index().assign(model=model, metric=metric))
     return pd.concat(parts, ignore_index=True)
 

@@ -77,7 +77,11 @@ def _to_grid(history: pd.DataFrame) -> _Grid:
     wide = history.pivot_table(index="date", columns="server_id", values="value", aggfunc="last")
     dates = pd.date_range(wide.index.min(), wide.index.max(), freq="D")
     wide = wide.reindex(dates)
-    return _Grid(dates=dates, server_ids=wide.columns.to_numpy(dtype=object), values=wide.to_numpy(dtype=float))
+    return _Grid(
+        dates=dates,
+        server_ids=wide.columns.to_numpy(dtype=object),
+        values=wide.to_numpy(dtype=float),
+    )
 
 
 def _shift(matrix: np.ndarray, days: int) -> np.ndarray:
@@ -88,7 +92,9 @@ def _shift(matrix: np.ndarray, days: int) -> np.ndarray:
     return shifted
 
 
-def _rolling(matrix: np.ndarray, window: int, how: str, min_periods: int | None = None) -> np.ndarray:
+def _rolling(
+    matrix: np.ndarray, window: int, how: str, min_periods: int | None = None
+) -> np.ndarray:
     frame = pd.DataFrame(matrix).rolling(window, min_periods=min_periods or max(1, window // 2))
     return getattr(frame, how)().to_numpy()
 
@@ -130,7 +136,9 @@ def _eoq_surge(grid: _Grid, eoq_days: int) -> np.ndarray:
     quarter_end_days = np.flatnonzero(np.diff(np.r_[in_window, False].astype(int)) == -1)
     for end in quarter_end_days:  # a handful of quarters: a loop over them is cheap
         start = end
-        while start > 0 and (in_window[start - 1] or not np.is_busday(grid.dates[start - 1].date())):
+        while start > 0 and (
+            in_window[start - 1] or not np.is_busday(grid.dates[start - 1].date())
+        ):
             start -= 1
         window = grid.values[start : end + 1][in_window[start : end + 1]]
         before = grid.values[max(0, start - 14) : start]
@@ -142,7 +150,9 @@ def _eoq_surge(grid: _Grid, eoq_days: int) -> np.ndarray:
     return surge
 
 
-def _target_calendar(dates: pd.DatetimeIndex, countries: list[str | None], eoq_days: int) -> dict[str, np.ndarray]:
+def _target_calendar(
+    dates: pd.DatetimeIndex, countries: list[str | None], eoq_days: int
+) -> dict[str, np.ndarray]:
     """Calendar facts of every day (and, for holidays, every series' country)."""
     holidays = np.zeros((len(dates), len(countries)), dtype=bool)
     for country in {c for c in countries if c}:
@@ -158,13 +168,23 @@ def _target_calendar(dates: pd.DatetimeIndex, countries: list[str | None], eoq_d
     }
 
 
-def _metadata(server_ids: np.ndarray, servers: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str | None]]:
+def _metadata(
+    server_ids: np.ndarray, servers: pd.DataFrame
+) -> tuple[dict[str, np.ndarray], list[str | None]]:
     meta = servers.drop_duplicates("server_id").set_index("server_id").reindex(server_ids)
     columns: dict[str, np.ndarray] = {}
     for name in METADATA_NUMBERS:
-        columns[name] = pd.to_numeric(meta[name], errors="coerce").to_numpy(dtype=float) if name in meta else np.full(len(meta), np.nan)
+        columns[name] = (
+            pd.to_numeric(meta[name], errors="coerce").to_numpy(dtype=float)
+            if name in meta
+            else np.full(len(meta), np.nan)
+        )
     for name in METADATA_CATEGORIES:
-        values = meta[name].astype("string").fillna("unknown") if name in meta else pd.Series(["unknown"] * len(meta))
+        values = (
+            meta[name].astype("string").fillna("unknown")
+            if name in meta
+            else pd.Series(["unknown"] * len(meta))
+        )
         columns[name] = values.to_numpy(dtype=object)
     if "country" in meta:
         countries = [c if isinstance(c, str) and c else None for c in meta["country"]]
@@ -220,9 +240,15 @@ def _design(
         "eoq_surge": state["eoq_surge"][origins],
         "target_weekday": np.repeat(target_cal["weekday"][target][:, None], n_series, axis=1),
         "target_month": np.repeat(target_cal["month"][target][:, None], n_series, axis=1),
-        "target_day_of_year": np.repeat(target_cal["day_of_year"][target][:, None], n_series, axis=1),
-        "target_is_eoq": np.repeat(target_cal["is_eoq"][target][:, None], n_series, axis=1).astype(float),
-        "target_days_to_quarter_end": np.repeat(target_cal["days_to_quarter_end"][target][:, None], n_series, axis=1),
+        "target_day_of_year": np.repeat(
+            target_cal["day_of_year"][target][:, None], n_series, axis=1
+        ),
+        "target_is_eoq": np.repeat(target_cal["is_eoq"][target][:, None], n_series, axis=1).astype(
+            float
+        ),
+        "target_days_to_quarter_end": np.repeat(
+            target_cal["days_to_quarter_end"][target][:, None], n_series, axis=1
+        ),
         "target_is_holiday": target_cal["is_holiday"][target].astype(float),
     }
     for name, values in meta.items():
@@ -271,24 +297,39 @@ class TreeModel:
 
     def fit(self, history: pd.DataFrame, servers: pd.DataFrame) -> Self:
         """One estimator per metric on (origin, horizon) rows sampled from ``history``."""
-        self.history_ = history[["server_id", "metric", "date", "value"]].dropna(subset=["value"]).copy()
+        self.history_ = (
+            history[["server_id", "metric", "date", "value"]].dropna(subset=["value"]).copy()
+        )
         self.servers_ = servers.copy()
         rng = np.random.default_rng(self.seed)
         for metric, series in self.history_.groupby("metric", sort=True):
             started = time.perf_counter()
             X, y, last_date = self._training_rows(series, rng)
             if len(y) == 0:
-                logger.warning("%s %s: no training rows (history too short); not fitted", self.name, metric)
+                logger.warning(
+                    "%s %s: no training rows (history too short); not fitted", self.name, metric
+                )
                 continue
             categories = {name: list(X[name].cat.categories) for name in METADATA_CATEGORIES}
             # A feature never known in training (e.g. last year's values on a short history)
             # carries no information; a constant stands in for it at fit and predict time alike.
             unknown = [name for name in FEATURES if name not in categories and X[name].isna().all()]
-            fitted = _FittedMetric(estimator=self._estimator(len(y)), categories=categories, last_date=last_date, unknown=unknown)
+            fitted = _FittedMetric(
+                estimator=self._estimator(len(y)),
+                categories=categories,
+                last_date=last_date,
+                unknown=unknown,
+            )
             with self._threads():
                 fitted.estimator.fit(self._encode(X, fitted), y)
             self.fitted_[metric] = fitted
-            logger.info("%s %s: fitted on %d rows in %.1f s", self.name, metric, len(y), time.perf_counter() - started)
+            logger.info(
+                "%s %s: fitted on %d rows in %.1f s",
+                self.name,
+                metric,
+                len(y),
+                time.perf_counter() - started,
+            )
         # Predicting needs only the recent past (a year and a quarter back from the last day).
         keep_from = self.history_["date"].max() - pd.Timedelta(days=YEAR_DAYS + 120)
         self.history_ = self.history_[self.history_["date"] >= keep_from].reset_index(drop=True)
@@ -304,7 +345,9 @@ class TreeModel:
         target_cal = _target_calendar(all_dates, countries, self.quarter_end_business_days)
         return grid, state, target_cal, meta
 
-    def _training_rows(self, series: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, pd.Timestamp]:
+    def _training_rows(
+        self, series: pd.DataFrame, rng: np.random.Generator
+    ) -> tuple[pd.DataFrame, np.ndarray, pd.Timestamp]:
         grid, state, target_cal, meta = self._prepare(series, extra_days=0)
         n_days, n_series = grid.values.shape
         last = n_days - 1
@@ -312,7 +355,9 @@ class TreeModel:
         if len(origins) == 0:
             return pd.DataFrame(columns=FEATURES), np.empty(0), grid.dates[-1]
         # Sample horizons per origin so the rows stay within max_rows but every h is seen.
-        per_origin = max(1, min(self.horizon_days, self.max_rows // max(1, len(origins) * n_series)))
+        per_origin = max(
+            1, min(self.horizon_days, self.max_rows // max(1, len(origins) * n_series))
+        )
         pairs_t, pairs_h = [], []
         for origin in origins:
             feasible = np.arange(1, min(self.horizon_days, last - origin) + 1)
@@ -334,7 +379,9 @@ class TreeModel:
         """Categories as the codes seen at fit (unseen: NaN); never-known features as 0."""
         encoded = X.copy()
         for name in METADATA_CATEGORIES:
-            encoded[name] = pd.Categorical(encoded[name].astype(object), categories=fitted.categories[name]).codes.astype(float)
+            encoded[name] = pd.Categorical(
+                encoded[name].astype(object), categories=fitted.categories[name]
+            ).codes.astype(float)
             encoded.loc[encoded[name] < 0, name] = np.nan
         encoded[fitted.unknown] = 0.0
         return encoded
@@ -352,8 +399,12 @@ class TreeModel:
             last_day = series["date"].max()
             horizons = np.asarray((dates - last_day).days, dtype=int)
             if (horizons < 1).any():
-                raise ValueError(f"{self.name}: forecast dates must come after the history's last day {last_day.date()}")
-            grid, state, target_cal, meta = self._prepare(series, extra_days=int(horizons.max()) + 1)
+                raise ValueError(
+                    f"{self.name}: forecast dates must come after the history's last day {last_day.date()}"
+                )
+            grid, state, target_cal, meta = self._prepare(
+                series, extra_days=int(horizons.max()) + 1
+            )
             origin = len(grid.dates) - 1
             X = _design(state, target_cal, meta, np.full(len(horizons), origin), horizons)
             with self._threads():
@@ -362,7 +413,11 @@ class TreeModel:
             yhat = level + delta
             # A series whose last week is entirely missing has no level: fall back to its last value.
             last_value = pd.DataFrame(grid.values).ffill().to_numpy()[origin]
-            yhat = np.where(np.isfinite(yhat), yhat, np.repeat(last_value[None, :], len(horizons), axis=0).reshape(-1))
+            yhat = np.where(
+                np.isfinite(yhat),
+                yhat,
+                np.repeat(last_value[None, :], len(horizons), axis=0).reshape(-1),
+            )
             frames.append(
                 pd.DataFrame(
                     {
@@ -373,8 +428,14 @@ class TreeModel:
                     }
                 )
             )
-        result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PREDICTION_COLUMNS)
-        return result.sort_values(["server_id", "metric", "date"], ignore_index=True)[PREDICTION_COLUMNS]
+        result = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=PREDICTION_COLUMNS)
+        )
+        return result.sort_values(["server_id", "metric", "date"], ignore_index=True)[
+            PREDICTION_COLUMNS
+        ]
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
