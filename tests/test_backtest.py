@@ -188,7 +188,7 @@ def _history(
     return pd.DataFrame({"server_id": server_id, "metric": metric, "date": dates, "value": values})
 
 
-def test_choose_champions_lowest_mase_and_baseline_fallbacks() -> None:
+def test_choose_champions_per_metric_and_baseline_fallbacks() -> None:
     rng = np.random.default_rng(0)
     history = pd.concat(
         [
@@ -227,8 +227,10 @@ def test_choose_champions_lowest_mase_and_baseline_fallbacks() -> None:
     assert len(champions) == 5
     good = champions.loc["good"]
     assert good["champion"] == "gradient_boosting"
-    assert (
-        good["reason"] == "lowest backtest MASE 0.80 (vs random_forest 0.90, seasonal_naive 1.00)"
+    # Chosen per metric: means over the cpu_p95 series scored (prophet is not enabled).
+    assert good["reason"] == (
+        "lowest mean backtest MASE on cpu_p95 across the fleet: gradient_boosting 0.60"
+        " (vs random_forest 0.90, seasonal_naive 1.05)"
     )
     assert good["champion_mase"] == 0.8 and good["baseline_mase"] == 1.0
 
@@ -240,7 +242,9 @@ def test_choose_champions_lowest_mase_and_baseline_fallbacks() -> None:
     assert champions.loc["unscored", "champion"] == "seasonal_naive"
     assert "not scored" in champions.loc["unscored", "reason"]
     assert champions.loc["baseline-only", "champion"] == "seasonal_naive"
-    assert champions.loc["baseline-only", "reason"] == "lowest backtest MASE 1.20"
+    assert champions.loc["baseline-only", "reason"] == (
+        "lowest mean backtest MASE on cpu_p95 across the fleet: seasonal_naive 1.05"
+    )
 
 
 def _hand_backtest() -> pd.DataFrame:
