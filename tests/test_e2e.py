@@ -217,6 +217,31 @@ def test_a_failing_stage_names_itself_and_records_the_failure(tmp_path: Path) ->
     assert {s["stage"]: s["status"] for s in manifest["stages"]}["02_load"] == "succeeded"
 
 
+def test_users_own_csv_files_are_loaded(ci_run, tmp_path: Path) -> None:
+    root, _ = ci_run
+    # The fleet of the ci run, exported as a user would: CSV, shuffled rows, ISO dates.
+    metrics = pd.read_parquet(root / "raw" / "metrics.parquet").sample(frac=1.0, random_state=0)
+    metrics.to_csv(tmp_path / "metrics.csv", index=False)
+    pd.read_parquet(root / "raw" / "servers.parquet").to_csv(tmp_path / "servers.csv", index=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        (PARAMS_DIR / "ci.yaml").read_text()
+        .replace("source: synthetic", "source: file\n  metrics_path: metrics.csv\n  servers_path: servers.csv")
+        .replace("output_root: ../outputs", "output_root: out")
+    )  # fmt: skip
+    result = run_all("--params", str(params), "--run-id", "own", "--only", "01,02,03")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "out" / "own" / "manifest.json").read_text())
+    stages = {s["stage"]: s for s in manifest["stages"]}
+    assert (
+        stages["01_generate"]["status"] == "skipped"
+        and "data.source" in stages["01_generate"]["reason"]
+    )
+    validated = pd.read_parquet(tmp_path / "out" / "own" / "validated" / "metrics.parquet")
+    expected = pd.read_parquet(root / "validated" / "metrics.parquet")
+    pd.testing.assert_frame_equal(validated, expected, check_dtype=False)
+
+
 def test_misspelt_key_fails_fast_naming_the_key(tmp_path: Path) -> None:
     started = time.perf_counter()
     result = run_all("--params", str(PARAMS_DIR / "ci.yaml"), "--set", f"run.output_root={tmp_path}",

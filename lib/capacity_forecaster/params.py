@@ -168,7 +168,9 @@ class ReportParams(_Section):
 
 class ComputeParams(_Section):
     n_jobs: int = Field(-1, ge=-1, le=1024)
-    backend: Literal["local", "dask"] = "local"
+    # joblib on this machine; a Dask backend (scheduler_address) is planned, and refused until
+    # it exists rather than silently ignored.
+    backend: Literal["local"] = "local"
     scheduler_address: str | None = None
 
     @field_validator("n_jobs")

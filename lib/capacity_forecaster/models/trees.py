@@ -123,6 +123,8 @@ def _state(grid: _Grid, eoq_days: int) -> dict[str, np.ndarray]:
         # Robust growth rate: the median weekly change over 13 weeks, per day. Unlike a mean or
         # a least-squares slope it ignores one-off drops (disk cleanups, restarts).
         "growth": _rolling((y - _shift(y, 7)) / 7, 91, "median", 28),
+        # Centred, so day d sees d+3; it is only read a year before a target day (horizons are at
+        # most 180 days), long before the origin, so no future value leaks in.
         "smooth_7": pd.DataFrame(y).rolling(7, center=True, min_periods=3).mean().to_numpy(),
         "eoq_surge": _eoq_surge(grid, eoq_days),
     }
