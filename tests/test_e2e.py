@@ -182,6 +182,29 @@ def test_forecasts_cover_the_horizon_with_ordered_intervals(ci_run) -> None:
     assert (forecasts[forecasts["is_champion"]].groupby(["server_id", "metric"]).size() == 90).all()
 
 
+def test_risk_has_every_series_and_a_summary(ci_run) -> None:
+    root, _ = ci_run
+    risk = pd.read_parquet(root / "risk" / "risk.parquet")
+    assert len(risk) == 30 and not risk.duplicated(["server_id", "metric"]).any()
+    assert risk["breach_probability"].between(0, 1).all()
+    assert set(risk["risk_level"]) <= {"high", "medium", "low"}
+    crossing = risk["forecast_peak"] >= risk["threshold"]
+    assert risk.loc[crossing, "days_to_breach"].between(1, 90).all()
+    assert risk.loc[~crossing, "days_to_breach"].isna().all()
+    summary = json.loads((root / "risk" / "summary.json").read_text())
+    assert {"business_unit", "region", "criticality", "environment"} <= set(summary["rollups"])
+
+
+def test_clusters_and_recommendations(ci_run) -> None:
+    root, _ = ci_run
+    clusters = pd.read_parquet(root / "clusters" / "clusters.parquet")
+    assert len(clusters) == 10 and clusters["server_id"].is_unique
+    assert clusters["cluster"].nunique() == 3  # params/ci.yaml: k = 3
+    assert clusters["cluster_label"].notna().all()
+    recommendations = json.loads((root / "clusters" / "recommendations.json").read_text())
+    assert -1 <= recommendations["silhouette"] <= 1
+
+
 def test_one_stage_reruns_alone_on_a_finished_run(ci_run) -> None:
     root, _ = ci_run
     before = _sha256(root / "processed" / "features.parquet")

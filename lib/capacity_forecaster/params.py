@@ -143,23 +143,78 @@ class ForecastParams(_Section):
     horizon_days: int = Field(120, ge=90, le=180)
 
 
+_DEFAULT_THRESHOLDS = {"cpu_p95": 80.0, "mem_p95": 85.0, "disk_p95": 90.0}
+
+
+def _check_percent_thresholds(thresholds: dict[str, float]) -> dict[str, float]:
+    bad = {k: v for k, v in thresholds.items() if not 0 < v <= 100}
+    if bad:
+        raise ValueError(f"thresholds must be in (0, 100] percent, got {bad}")
+    return thresholds
+
+
 class RiskParams(_Section):
     thresholds: dict[Literal[METRICS], float] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: {"cpu_p95": 80.0, "mem_p95": 85.0, "disk_p95": 90.0}
+        default_factory=lambda: dict(_DEFAULT_THRESHOLDS)
     )
+    # Stricter thresholds for some tiers, e.g. {criticality: {critical: {cpu_p95: 70}}}; the
+    # strictest applicable threshold wins.
+    overrides: dict[
+        Literal["criticality", "environment"], dict[str, dict[Literal[METRICS], float]]
+    ] = Field(  # type: ignore[valid-type]
+        default_factory=dict
+    )
+    high_within_days: int = Field(30, ge=1, le=180)  # a breach this soon (or likely) is high risk
+    high_probability: float = Field(0.3, gt=0, le=1)  # P(breach within high_within_days)
+    medium_probability: float = Field(0.2, gt=0, le=1)
 
     @field_validator("thresholds")
     @classmethod
     def _in_percent(cls, thresholds: dict[str, float]) -> dict[str, float]:
-        bad = {k: v for k, v in thresholds.items() if not 0 < v <= 100}
-        if bad:
-            raise ValueError(f"thresholds must be in (0, 100] percent, got {bad}")
-        return {**{"cpu_p95": 80.0, "mem_p95": 85.0, "disk_p95": 90.0}, **thresholds}
+        return {**_DEFAULT_THRESHOLDS, **_check_percent_thresholds(thresholds)}
+
+    @field_validator("overrides")
+    @classmethod
+    def _overrides_in_percent(cls, overrides: dict[str, dict[str, dict[str, float]]]) -> dict:
+        for groups in overrides.values():
+            for thresholds in groups.values():
+                _check_percent_thresholds(thresholds)
+        return overrides
+
+    @model_validator(mode="after")
+    def _probabilities_ordered(self) -> RiskParams:
+        if self.medium_probability > self.high_probability:
+            raise ValueError("medium_probability must not exceed high_probability")
+        return self
+
+
+class RightSizingParams(_Section):
+    percentile: float = Field(95, ge=50, le=100)  # of the forecast P95 over the horizon
+    headroom: dict[Literal["cpu_p95", "mem_p95"], float] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {"cpu_p95": 0.2, "mem_p95": 0.2}
+    )  # share of capacity kept free above the forecast peak
+    idle_cpu_p95: float = Field(5.0, ge=0, le=50)  # P95 CPU below this over the lookback: idle
+    lookback_days: int = Field(90, ge=7, le=730)
+    under_utilisation: float = Field(
+        0.9, gt=0, le=1
+    )  # peak demand above this share: under-provisioned
+    over_utilisation: float = Field(
+        0.4, gt=0, le=1
+    )  # peak demand below this share: over-provisioned
+
+    @model_validator(mode="after")
+    def _bands_ordered(self) -> RightSizingParams:
+        if self.over_utilisation >= self.under_utilisation:
+            raise ValueError("over_utilisation must be below under_utilisation")
+        return self
 
 
 class ClusterParams(_Section):
     k: int = Field(4, ge=2, le=50)
     target_utilisation: float = Field(0.7, gt=0, le=1)
+    right_sizing: RightSizingParams = RightSizingParams()
+    # Consolidation never mixes environments; the most critical tier stays untouched unless allowed.
+    consolidate_critical: bool = False
 
 
 class ReportParams(_Section):
