@@ -303,3 +303,29 @@ def test_check_risk_raises_on_a_crossing_series_without_days(fleet: dict) -> Non
     risk.loc[risk["server_id"] == "s1", "days_to_breach"] = np.nan
     with pytest.raises(StageCheckError, match="cross their threshold"):
         rk.check_risk(risk, fleet["forecasts"])
+
+
+def test_only_a_likely_near_term_breach_is_high() -> None:
+    """High needs the breach soon: on the forecast within high_within_days, or a probability of
+    at least high_probability within those days. A likely breach far out is medium."""
+    h = np.arange(1, HORIZON + 1, dtype=float)
+    forecasts = pd.concat(
+        [
+            # The forecast stays at 77 (3 points under 80) with a wide upper side: P(breach)
+            # on every day is well above 0.3, so high although the forecast never crosses.
+            _series("near", "cpu_p95", np.full(HORIZON, 77.0), half_width=10.0),
+            # The forecast crosses 80 only at h = 100: certain, but not soon.
+            _series("late", "cpu_p95", 30 + 0.5 * h, half_width=1.0),
+        ],
+        ignore_index=True,
+    )
+    series = [("near", "cpu_p95"), ("late", "cpu_p95")]
+    params = RiskParams(high_within_days=30, high_probability=0.3)
+    risk = rk.assess_risk(
+        forecasts, _history(series), _servers({"near": "low", "late": "low"}), params, INTERVAL
+    )
+    near, late = _row(risk, "near"), _row(risk, "late")
+    assert np.isnan(near["days_to_breach"]) and near["breach_probability_soon"] >= 0.3
+    assert near["risk_level"] == "high"
+    assert late["days_to_breach"] == 100 and late["breach_probability"] >= 0.5
+    assert late["breach_probability_soon"] < 0.01 and late["risk_level"] == "medium"
