@@ -329,3 +329,13 @@ def test_only_a_likely_near_term_breach_is_high() -> None:
     assert near["risk_level"] == "high"
     assert late["days_to_breach"] == 100 and late["breach_probability"] >= 0.5
     assert late["breach_probability_soon"] < 0.01 and late["risk_level"] == "medium"
+
+
+def test_a_server_over_its_threshold_now_is_high_even_if_the_forecast_eases() -> None:
+    forecasts = _series("hot", "cpu_p95", np.full(HORIZON, 70.0), half_width=2.0)
+    history = _history([("hot", "cpu_p95")], value=85.0)
+    risk = rk.assess_risk(forecasts, history, _servers({"hot": "low"}), RiskParams(), INTERVAL)
+    row = _row(risk, "hot")
+    assert row["current_p95"] == 85.0 and np.isnan(row["days_to_breach"])
+    assert row["risk_level"] == "high"
+    assert row["risk_reason"].startswith("already at 85.0% (recent P95), over 80%")

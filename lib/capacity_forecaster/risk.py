@@ -18,7 +18,8 @@ the union bound.
 
 Risk rules (implemented only in ``_classify``; ``rules_text`` renders them for the summary):
 
-- high: ``days_to_breach <= high_within_days``, or ``breach_probability_soon >= high_probability``
+- high: ``current_p95 >= threshold`` (breaching already), or ``days_to_breach <= high_within_days``,
+  or ``breach_probability_soon >= high_probability``
   (the same probability over the first ``high_within_days`` days only: a likely breach far out
   is not urgent);
 - medium: otherwise, a breach within the horizon on the forecast (``days_to_breach``) or on the
@@ -170,11 +171,14 @@ def _classify(
     days_to_breach_upper: pd.Series,
     probability: pd.Series,
     probability_soon: pd.Series,
+    already_breaching: pd.Series,
     params: RiskParams,
 ) -> np.ndarray:
     """The risk rules (the only place they live): high, medium or low per series."""
-    high = (days_to_breach <= params.high_within_days) | (
-        probability_soon >= params.high_probability
+    high = (
+        already_breaching
+        | (days_to_breach <= params.high_within_days)
+        | (probability_soon >= params.high_probability)
     )
     medium = (
         days_to_breach.notna()
@@ -187,7 +191,8 @@ def _classify(
 def rules_text(params: RiskParams) -> list[str]:
     """The risk rules of ``_classify`` in words, with this run's values."""
     return [
-        f"high: the forecast reaches the threshold within {params.high_within_days} days, "
+        "high: the recent P95 (last weeks of history) is already at or over the threshold, "
+        f"or the forecast reaches the threshold within {params.high_within_days} days, "
         f"or the probability of a breach within those days is at least {params.high_probability:.0%}",
         "medium: otherwise, the forecast or the upper interval bound reaches the threshold "
         f"within the horizon, or the breach probability is at least {params.medium_probability:.0%}",
@@ -203,8 +208,10 @@ def _days(days: float) -> str:
 
 def _reason(row: tuple, params: RiskParams) -> str:
     """One line saying why a series got its level."""
-    level, days, date, days_up, date_up, prob, threshold, peak, headroom = row
+    level, current, days, date, days_up, date_up, prob, threshold, peak, headroom = row
     parts = []
+    if current >= threshold:
+        parts.append(f"already at {current:.1f}% (recent P95), over {threshold:g}%")
     if not math.isnan(days):
         parts.append(f"forecast reaches {threshold:g}% in {_days(days)} ({date.date()})")
     elif not math.isnan(days_up):
@@ -310,10 +317,12 @@ def assess_risk(
         risk["days_to_breach_upper"],
         risk["breach_probability"],
         risk["breach_probability_soon"],
+        risk["current_p95"] >= risk["threshold"],
         params,
     )
     columns = [
         "risk_level",
+        "current_p95",
         "days_to_breach",
         "breach_date",
         "days_to_breach_upper",
