@@ -30,6 +30,7 @@ from capacity_forecaster.models import PREDICTION_COLUMNS
 
 logger = logging.getLogger(__name__)
 
+TREND_METRICS = ("disk_p95",)  # forecast as a change from the trend line, not from the level
 YEAR_DAYS = 364  # 52 weeks: the same weekday a year earlier
 MIN_ORIGIN_HISTORY = 56  # days of history a training origin needs
 METADATA_CATEGORIES = ("environment", "criticality", "business_unit")
@@ -261,6 +262,20 @@ def _design(
     return frame
 
 
+def _anchor(state: dict[str, np.ndarray], t: np.ndarray, h: np.ndarray, metric: str) -> np.ndarray:
+    """What the target is measured from, per (origin, horizon) x series: the origin's 7-day level
+    and, for metrics that grow steadily (disk), the robust growth rate carried forward, since
+    trees cannot extrapolate a trend past the changes they saw in training. On two synthetic
+    fleets this lowered disk MASE (4.27 -> 4.03, 3.39 -> 3.37) and raised CPU and memory MASE,
+    hence disk only."""
+    anchor = state["level"][t]
+    if metric in TREND_METRICS:
+        # The level is the mean of the last 7 days, centred 3 days before the origin.
+        growth = np.nan_to_num(state["growth"][t])
+        anchor = anchor + growth * (h[:, None] + 3)
+    return anchor
+
+
 @dataclass
 class _FittedMetric:
     estimator: Any
@@ -368,7 +383,7 @@ class TreeModel:
             pairs_h.append(chosen)
         t, h = np.concatenate(pairs_t), np.concatenate(pairs_h)
         X = _design(state, target_cal, meta, t, h)
-        y = (state["y"][t + h] - state["level"][t]).reshape(-1)
+        y = (state["y"][t + h] - _anchor(state, t, h, series["metric"].iloc[0])).reshape(-1)
         keep = np.isfinite(y) & np.isfinite(X["level"].to_numpy())
         return X[keep].reset_index(drop=True), y[keep], grid.dates[-1]
 
@@ -411,8 +426,8 @@ class TreeModel:
             X = _design(state, target_cal, meta, np.full(len(horizons), origin), horizons)
             with self._threads():
                 delta = fitted.estimator.predict(self._encode(X, fitted))
-            level = np.repeat(state["level"][origin][None, :], len(horizons), axis=0).reshape(-1)
-            yhat = level + delta
+            origins = np.full(len(horizons), origin)
+            yhat = _anchor(state, origins, horizons, metric).reshape(-1) + delta
             # A series whose last week is entirely missing has no level: fall back to its last value.
             last_value = pd.DataFrame(grid.values).ffill().to_numpy()[origin]
             yhat = np.where(
