@@ -22,6 +22,7 @@ import pandas as pd
 
 from capacity_forecaster import metrics
 from capacity_forecaster.errors import StageCheckError
+from capacity_forecaster.jsonable import records
 from capacity_forecaster.models import ForecastModel
 from capacity_forecaster.models import intervals as conformal
 
@@ -226,18 +227,11 @@ def evaluate(
         "fit_seconds_per_series": {
             m: round(s / max(1, n_series * len(origins)), 4) for m, s in seconds.items()
         },
-        "models": _records(summary[summary["metric"] == "all"].drop(columns="metric")),
-        "models_by_metric": _records(summary[summary["metric"] != "all"]),
+        "models": records(summary[summary["metric"] == "all"].drop(columns="metric").round(4)),
+        "models_by_metric": records(summary[summary["metric"] != "all"].round(4)),
         "champions": champions["champion"].value_counts().to_dict(),
     }
     return report, series_scores, champions
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [
-        {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
-        for row in frame.round(4).to_dict("records")
-    ]
 
 
 def check_backtest(backtest: pd.DataFrame, enabled: list[str], n_origins: int) -> None:

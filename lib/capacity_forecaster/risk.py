@@ -35,7 +35,6 @@ Plain functions on frames; no I/O.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 from typing import Any
@@ -46,6 +45,7 @@ from scipy.special import ndtr, ndtri
 
 from capacity_forecaster.calendar import quarter_end_window
 from capacity_forecaster.errors import StageCheckError
+from capacity_forecaster.jsonable import json_value, records
 from capacity_forecaster.params import METRICS, RiskParams
 
 logger = logging.getLogger(__name__)
@@ -393,30 +393,8 @@ def rollups(risk: pd.DataFrame) -> dict[str, list[dict]]:
             ["share_at_risk", "servers_at_risk", dimension], ascending=[False, False, True]
         )
         columns = [dimension, "servers", "servers_at_risk", "share_at_risk", "high", "medium"]
-        result[dimension] = _records(table[columns])
+        result[dimension] = records(table[columns])
     return result
-
-
-def _json_value(value: Any) -> Any:
-    """A plain JSON value: ISO dates, None for NaN/NaT, Python numbers."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.date().isoformat() if value == value.normalize() else value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [
-        {column: _json_value(value) for column, value in zip(frame.columns, row, strict=True)}
-        for row in frame.itertuples(index=False, name=None)
-    ]
 
 
 def _level_counts(levels: pd.Series) -> dict[str, int]:
@@ -435,7 +413,7 @@ def risk_summary(risk: pd.DataFrame, top: pd.DataFrame, params: RiskParams) -> d
             **_level_counts(rows["risk_level"]),
             "breaching": int(days.notna().sum()),
             "breaching_upper": int(rows["days_to_breach_upper"].notna().sum()),
-            "median_days_to_breach": _json_value(days.median()),
+            "median_days_to_breach": json_value(days.median()),
             "eoq_breaches": int(rows["eoq_breach"].sum()),
         }
     breaching = risk[risk["days_to_breach"].notna()].sort_values(
@@ -455,7 +433,7 @@ def risk_summary(risk: pd.DataFrame, top: pd.DataFrame, params: RiskParams) -> d
         "by_metric": by_metric,
         "eoq_breaches": int(risk["eoq_breach"].sum()),
         "seasonal_peaks": int(risk["seasonal_peak"].sum()),
-        "earliest_breaches": _records(earliest),
+        "earliest_breaches": records(earliest),
         "thresholds": {
             "defaults": {k: float(v) for k, v in params.thresholds.items()},
             "overrides": params.overrides,
@@ -468,7 +446,7 @@ def risk_summary(risk: pd.DataFrame, top: pd.DataFrame, params: RiskParams) -> d
             "medium_probability": params.medium_probability,
         },
         "rollups": rollups(risk),
-        "top": _records(top),
+        "top": records(top),
     }
 
 
