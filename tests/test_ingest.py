@@ -521,6 +521,18 @@ def test_timezone_offsets_in_text_are_converted_to_utc_with_a_warning() -> None:
     assert any("time-zone-aware" in w for w in warnings)
 
 
+@pytest.mark.parametrize("as_text", [False, True], ids=["datetime-dtype", "csv-text"])
+def test_local_midnights_east_of_utc_keep_their_local_day(as_text: bool) -> None:
+    # Berlin midnights are 23:00 of the previous day in UTC; across the March DST change the
+    # offset moves from +01:00 to +02:00. The exporter meant the local day.
+    good = make_metrics(start="2025-03-20")
+    local = good["date"].dt.tz_localize("Europe/Berlin")
+    dates = local.map(lambda t: t.isoformat()).astype(object) if as_text else local
+    clean, warnings = check_metrics(good.assign(date=dates))
+    pd.testing.assert_frame_equal(clean, good)
+    assert len(warnings) == 1 and "local calendar day kept" in warnings[0]
+
+
 def test_times_of_day_are_normalised_with_a_warning() -> None:
     good = make_metrics()
     timed = good.assign(date=good["date"] + pd.Timedelta(hours=13))

@@ -224,15 +224,14 @@ def _server_ids(series: pd.Series, source: str) -> pd.Series:
     return ids
 
 
-def _parse_uniques(uniques: pd.Index) -> tuple[pd.DatetimeIndex, bool]:
+def _parse_uniques(uniques: pd.Index) -> tuple[pd.DatetimeIndex, str | None]:
     """Parse distinct date values (ISO 8601 first, then pandas' inferred format).
 
-    Returns (naive parsed values, whether any carried a time zone); failures are NaT.
+    Returns (naive parsed values, how time zones were handled or None); failures are NaT.
     """
     if pd.api.types.is_object_dtype(uniques.dtype) or pd.api.types.is_string_dtype(uniques.dtype):
         uniques = pd.Index([u.strip() if isinstance(u, str) else u for u in uniques], dtype=object)
     best = pd.DatetimeIndex([pd.NaT] * len(uniques))
-    tz_seen = False
     # A plain parse turns values in a second time zone into NaT (or raises on mixed offsets);
     # the UTC parse only wins when it parses strictly more, i.e. when time zones are involved.
     for fmt, utc in (("ISO8601", False), ("ISO8601", True), (None, False), (None, True)):
@@ -241,12 +240,43 @@ def _parse_uniques(uniques: pd.Index) -> tuple[pd.DatetimeIndex, bool]:
         except (ValueError, TypeError):
             continue
         if parsed.isna().sum() < best.isna().sum():
-            best, tz_seen = parsed, parsed.tz is not None
+            best = parsed
         if not best.isna().any():
             break
+    handled = None
     if best.tz is not None:
-        best = best.tz_convert("UTC").tz_localize(None)
-    return best.where(_ns_range_mask(best)), tz_seen
+        best, handled = _day_frame(_wall_clock(uniques, best), best)
+    return best.where(_ns_range_mask(best)), handled
+
+
+def _wall_clock(uniques: pd.Index, parsed: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Each value's local time in its own zone (mixed offsets parse one by one)."""
+    if parsed.tz is not None and str(parsed.tz) != "UTC":
+        return parsed.tz_localize(None)
+    local = []
+    for value, fallback in zip(uniques, parsed, strict=True):
+        try:
+            stamp = pd.Timestamp(value)
+        except (ValueError, TypeError):
+            stamp = fallback
+        local.append(
+            stamp.tz_localize(None) if isinstance(stamp, pd.Timestamp) and stamp.tz else stamp
+        )
+    return pd.DatetimeIndex(local)
+
+
+def _day_frame(local: pd.DatetimeIndex, aware: pd.DatetimeIndex) -> tuple[pd.DatetimeIndex, str]:
+    """Naive dates from time-zone-aware ones, in the frame where they are whole days.
+
+    A daily export stamps each day at midnight, either local (the usual case: a Berlin
+    exporter writes 2024-03-01T00:00+01:00, which is still 29 February in UTC) or UTC shown in
+    a local zone (2024-02-29T19:00-05:00 for UTC 1 March). Local midnights keep the local
+    day; otherwise values are converted to UTC.
+    """
+    present = local[~local.isna()]
+    if len(present) and (present == present.normalize()).all():
+        return local, "local calendar day kept, time zone dropped"
+    return aware.tz_convert("UTC").tz_localize(None), "converted to UTC, time zone dropped"
 
 
 def _ns_range_mask(values: pd.DatetimeIndex) -> np.ndarray:
@@ -258,7 +288,7 @@ def _ns_range_mask(values: pd.DatetimeIndex) -> np.ndarray:
 def _parse_dates(
     series: pd.Series, source: str, column: str, warnings: list[str], *, allow_empty: bool
 ) -> pd.Series:
-    """Dates as naive ``datetime64[ns]``; time-zone-aware values are converted to UTC first."""
+    """Dates as naive ``datetime64[ns]``; time-zone-aware values lose their zone (``_day_frame``)."""
     dtype = series.dtype
     empty = series.isna().to_numpy()
     if pd.api.types.is_bool_dtype(dtype) or (
@@ -273,12 +303,10 @@ def _parse_dates(
             )
         parsed = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns]")
     elif isinstance(dtype, pd.DatetimeTZDtype):
-        _warn(
-            warnings,
-            source,
-            f"{_col(column)}: time-zone-aware dates ({dtype.tz}) converted to UTC, time zone dropped",
-        )
-        parsed = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        aware = pd.DatetimeIndex(series)
+        days, handled = _day_frame(aware.tz_localize(None), aware)
+        _warn(warnings, source, f"{_col(column)}: time-zone-aware dates ({dtype.tz}): {handled}")
+        parsed = pd.Series(days, index=series.index)
     elif pd.api.types.is_datetime64_dtype(dtype):
         parsed = series
     else:
@@ -286,13 +314,9 @@ def _parse_dates(
         # One flag per distinct value, plus a trailing True that code -1 (missing) picks up.
         blank = np.array([isinstance(u, str) and not u.strip() for u in uniques] + [True])
         empty = blank[codes]
-        parsed_uniques, tz_seen = _parse_uniques(pd.Index(uniques))
-        if tz_seen:
-            _warn(
-                warnings,
-                source,
-                f"{_col(column)}: time-zone-aware dates converted to UTC, time zone dropped",
-            )
+        parsed_uniques, handled = _parse_uniques(pd.Index(uniques))
+        if handled:
+            _warn(warnings, source, f"{_col(column)}: time-zone-aware dates: {handled}")
         taken = parsed_uniques.as_unit("ns").take(codes, allow_fill=True, fill_value=pd.NaT)
         parsed = pd.Series(taken, index=series.index)
 
