@@ -5,16 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import boto3
+import openpyxl
 import pandas as pd
+import pypdf
 import pytest
 
-from tests.conftest import PARAMS_DIR, PROJECT_ROOT
+from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, PARAMS_DIR, PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -205,6 +210,104 @@ def test_clusters_and_recommendations(ci_run) -> None:
     assert -1 <= recommendations["silhouette"] <= 1
 
 
+def test_reports_read_back_with_the_headline_figures(ci_run) -> None:
+    root, _ = ci_run
+    reports = root / "reports"
+    headline = json.loads((reports / "summary.json").read_text())
+    assert headline["schema_version"] == 1 and headline["run_id"] == "e2e"
+    assert headline["fleet"]["servers"] == 10
+    risk = pd.read_parquet(root / "risk" / "risk.parquet")
+    at_risk_servers = risk.loc[risk["risk_level"] != "low", "server_id"].nunique()
+    assert headline["risk"]["servers_at_risk"] == at_risk_servers
+    recommendations = json.loads((root / "clusters" / "recommendations.json").read_text())
+    assert headline["savings"]["monthly_usd_total"] == pytest.approx(
+        recommendations["total_savings_usd"]
+    )
+
+    pdf = pypdf.PdfReader(reports / "summary.pdf")
+    assert len(pdf.pages) >= 3
+    text = " ".join(page.extract_text() for page in pdf.pages)
+    assert "Server capacity outlook" in text and "e2e" in text
+    assert f"{headline['savings']['monthly_usd_total']:,.0f}" in text
+    for breach in headline["risk"]["earliest_breaches"][:3]:
+        assert breach["server_id"] in text
+
+    workbook = openpyxl.load_workbook(reports / "details.xlsx", read_only=True)
+    assert workbook.sheetnames == ["Summary", "At risk", "Forecasts", "Model metrics",
+                                   "Clusters", "Recommendations", "Data quality"]  # fmt: skip
+    forecasts = pd.read_parquet(root / "forecasts" / "forecasts.parquet")
+
+    def data_rows(sheet: str) -> int:
+        return sum(1 for _ in workbook[sheet].iter_rows(values_only=True)) - 1  # the header
+
+    assert data_rows("Forecasts") == int(forecasts["is_champion"].sum())
+    assert data_rows("At risk") == len(risk)
+
+
+def test_plot_pages_and_pngs(ci_run) -> None:
+    root, _ = ci_run
+    plots = root / "reports" / "plots"
+    stems = ["urgent_servers", "risk_heatmap", "clusters", "model_accuracy", "savings"]
+    assert (plots / "plotly.min.js").stat().st_size > 1_000_000
+    for stem in stems:
+        page = (plots / f"{stem}.html").read_text()
+        sources = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", page)
+        assert sources == ["plotly.min.js"], (stem, sources)  # one shared copy, no CDN
+        assert (plots / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _hrefs(page: str) -> list[str]:
+    return re.findall(r'href="([^"]+)"', page)
+
+
+def test_index_links_every_report_and_notebook(ci_run) -> None:
+    root, _ = ci_run
+    page = (root / "index.html").read_text()
+    hrefs = _hrefs(page)
+    assert hrefs and all((root / href).is_file() for href in hrefs), hrefs
+    for stage in _stage_names():
+        assert f"notebooks/{stage}.report.html" in hrefs and f"notebooks/{stage}.html" in hrefs
+    assert {f"reports/plots/{p.name}" for p in (root / "reports" / "plots").glob("*.html")} <= set(
+        hrefs
+    )
+    assert "manifest.json" in hrefs
+
+
+def _chromium() -> str | None:
+    return next(
+        (path for name in ("chromium", "chromium-browser", "google-chrome")
+         if (path := shutil.which(name))),
+        None,
+    )  # fmt: skip
+
+
+def _dump_dom(browser: str, page: Path, profile: Path) -> str:
+    """The page's DOM after its scripts ran, from a file:// URL with networking disabled."""
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_index_and_plots_render_in_headless_chromium(ci_run, tmp_path: Path) -> None:
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no Chromium on this machine (apt install chromium to run this check)")
+    root, _ = ci_run
+    # A copy elsewhere: links are relative, so the copied folder works on its own.
+    copy = tmp_path / "shared-run"
+    shutil.copytree(root, copy)
+    index = _dump_dom(browser, copy / "index.html", tmp_path / "profile")
+    assert "Capacity forecast" in index and "Stages" in index
+    page = _dump_dom(browser, copy / "reports" / "plots" / "urgent_servers.html", tmp_path / "p2")
+    assert 'class="main-svg"' in page  # plotly.js loaded from the folder and drew the figure
+
+
 def test_one_stage_reruns_alone_on_a_finished_run(ci_run) -> None:
     root, _ = ci_run
     before = _sha256(root / "processed" / "features.parquet")
@@ -327,3 +430,26 @@ def test_s3_run_mirrors_every_artifact(
     )
     head = client.head_object(Bucket=s3_bucket, Key=prefix + "raw/metrics.parquet")
     assert head["ServerSideEncryption"] == "AES256"
+    # No secret anywhere: not in the log, the manifest, the executed notebooks or the reports
+    # (parquet and xlsx are compressed, so they are searched after decompressing too).
+    secrets = [FAKE_ACCESS_KEY.encode(), FAKE_SECRET_KEY.encode()]
+    assert not [x for x in secrets if x in (result.stdout + result.stderr).encode()]
+    for path in (tmp_path / "s3run").rglob("*"):
+        if path.is_file():
+            for blob in _searchable(path):
+                assert not [x for x in secrets if x in blob], path
+    for key in keys:
+        acl = client.get_object_acl(Bucket=s3_bucket, Key=prefix + key)
+        assert not [g for g in acl["Grants"] if "AllUsers" in str(g.get("Grantee", {}))], key
+
+
+def _searchable(path: Path) -> list[bytes]:
+    """A file's bytes, plus the members of zip containers (xlsx) and parquet as text."""
+    data = path.read_bytes()
+    blobs = [data]
+    if path.suffix == ".xlsx":
+        with zipfile.ZipFile(path) as package:
+            blobs += [package.read(name) for name in package.namelist()]
+    if path.suffix == ".parquet":
+        blobs.append(pd.read_parquet(path).to_csv().encode())
+    return blobs

@@ -236,6 +236,16 @@ def test_rank_by_days_then_probability_then_criticality() -> None:
     assert len(rk.rank_at_risk(risk, top_n=2)) == 2
 
 
+def test_high_ranks_before_medium_even_without_a_breach_date() -> None:
+    risk = _risk_rows(
+        [
+            ("medium-soon", 35.0, 0.25, "critical", "medium"),
+            ("high-likely", np.nan, 0.45, "low", "high"),
+        ]
+    )
+    assert rk.rank_at_risk(risk, top_n=10)["server_id"].tolist() == ["high-likely", "medium-soon"]
+
+
 def test_rollups_count_a_server_once() -> None:
     risk = _risk_rows(
         [
@@ -264,6 +274,13 @@ def test_rollups_count_a_server_once() -> None:
     assert by_criticality["low"]["share_at_risk"] == 0.5
     assert [r["criticality"] for r in result["criticality"]] == ["critical", "low"]
     json.dumps(result, allow_nan=False)
+
+
+def test_risk_rows_carry_one_urgency_order(fleet: dict) -> None:
+    risk = fleet["risk"]
+    assert risk["urgency_rank"].tolist() == list(range(1, len(risk) + 1))
+    levels = risk["risk_level"].map({"high": 0, "medium": 1, "low": 2})
+    assert levels.is_monotonic_increasing
 
 
 def test_summary_is_strict_json(fleet: dict) -> None:

@@ -1,7 +1,8 @@
 """Run the numbered notebooks in order with papermill and record the run in manifest.json.
 
 For each stage the executed notebook, its full HTML and a shareable HTML without code cells
-land under ``<run root>/notebooks/``. manifest.json is written last (params, versions,
+land under ``<run root>/notebooks/``; index.html at the run root links them and the reports.
+manifest.json is written last (params, versions,
 per-stage status and seconds, every artifact with size and sha256), so a run without a
 manifest did not finish, and a failed run's manifest says which stage failed and where.
 """
@@ -26,6 +27,7 @@ import yaml
 
 from capacity_forecaster import __version__
 from capacity_forecaster.errors import CapacityForecasterError, StageFailedError
+from capacity_forecaster.index_page import INDEX_KEY, render_index
 from capacity_forecaster.params import Params, load_params, params_to_dict
 from capacity_forecaster.stage import PROJECT_ROOT
 from capacity_forecaster.storage import RunStorage, iter_files, open_run_storage
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 RUN_PARAMS_KEY = "params.yaml"
 MANIFEST_KEY = "manifest.json"
+HEADLINE_KEY = "reports/summary.json"
 _STAGE_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.ipynb$")
 _RECORDED_PACKAGES = (
     "pandas", "numpy", "pyarrow", "pydantic", "papermill", "nbconvert", "prophet", "scikit-learn",
@@ -230,6 +233,27 @@ def _overall_status(records: list[dict[str, Any]]) -> str:
     return "succeeded" if statuses <= {"succeeded", "skipped"} else "incomplete"
 
 
+def write_index(storage: RunStorage, run_id: str, records: list[dict[str, Any]]) -> str:
+    """index.html at the run root: headline figures and links to every report and notebook."""
+    root = storage.local.root
+    keys = {path.relative_to(root).as_posix() for path in iter_files(root)} | {MANIFEST_KEY}
+    headline = None
+    if HEADLINE_KEY in keys:
+        try:
+            headline = storage.read_json(HEADLINE_KEY)
+        except CapacityForecasterError as exc:
+            logger.warning("index.html without headline figures: %s", exc)
+    page = render_index(
+        run_id,
+        _overall_status(records),
+        records,
+        keys,
+        headline if isinstance(headline, dict) else None,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    return storage.write_text(INDEX_KEY, page)
+
+
 def write_manifest(
     storage: RunStorage,
     params: Params,
@@ -314,6 +338,7 @@ def run_pipeline(
     ordered = [records[s.name] for s in stages] + [
         r for n, r in records.items() if n not in {s.name for s in stages}
     ]
+    write_index(storage, run_id, ordered)
     manifest = write_manifest(storage, params, run_params_path, run_id, ordered, started)
     logger.info(
         "run %s %s in %.1f s (manifest %s)",

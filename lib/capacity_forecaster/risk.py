@@ -57,6 +57,7 @@ SERVER_ATTRIBUTES = ["business_unit", "region", "environment", "criticality"]
 ROLLUP_DIMENSIONS = ["business_unit", "region", "criticality", "environment"]
 OVERRIDE_KINDS = ("criticality", "environment")
 RISK_COLUMNS = [
+    "urgency_rank",
     "server_id",
     "metric",
     "model",
@@ -227,9 +228,11 @@ def _reason(row: tuple, params: RiskParams) -> str:
 
 
 def _urgency_order(risk: pd.DataFrame) -> np.ndarray:
-    """Row positions by urgency: days to breach, upper-bound days, probability, criticality, id."""
+    """Row positions by urgency: level, days to breach, upper-bound days, probability,
+    criticality, then ids (so the order never depends on row order)."""
     keys = pd.DataFrame(
         {
+            "level": risk["risk_level"].map({level: i for i, level in enumerate(LEVELS)}),
             "days": risk["days_to_breach"].fillna(np.inf),
             "days_upper": risk["days_to_breach_upper"].fillna(np.inf),
             "probability": -risk["breach_probability"],
@@ -342,7 +345,10 @@ def assess_risk(
     for column in SERVER_ATTRIBUTES:
         if column not in risk:
             risk[column] = pd.NA
-    risk = risk.iloc[_urgency_order(risk)][RISK_COLUMNS].reset_index(drop=True)
+    risk = risk.iloc[_urgency_order(risk)].reset_index(drop=True)
+    # The one urgency order every report and plot uses: 1 is the most urgent series.
+    risk["urgency_rank"] = np.arange(1, len(risk) + 1)
+    risk = risk[RISK_COLUMNS]
     counts = risk["risk_level"].value_counts()
     logger.info(
         "06_risk: %d series assessed: %d high, %d medium, %d low",
@@ -355,7 +361,7 @@ def assess_risk(
 
 
 def rank_at_risk(risk: pd.DataFrame, top_n: int) -> pd.DataFrame:
-    """High and medium series by urgency (days, upper-bound days, probability, criticality)."""
+    """High and medium series by urgency (level, days, upper-bound days, probability, criticality)."""
     at_risk = risk[risk["risk_level"].isin(["high", "medium"])]
     ranked = at_risk.iloc[_urgency_order(at_risk)].reset_index(drop=True)
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
@@ -475,6 +481,9 @@ def check_risk(risk: pd.DataFrame, forecasts: pd.DataFrame) -> None:
     bad = ~np.isfinite(probability) | (probability < 0) | (probability > 1)
     if bad.any():
         problems.append(f"{int(bad.sum())} breach probabilities not finite or outside [0, 1]")
+    ranks = risk["urgency_rank"].to_numpy()
+    if not np.array_equal(np.sort(ranks), np.arange(1, len(risk) + 1)):
+        problems.append("urgency_rank is not 1..N, one per series")
     levels = ~risk["risk_level"].isin(LEVELS)
     if levels.any():
         problems.append(f"{int(levels.sum())} rows with a risk_level not in {list(LEVELS)}")
