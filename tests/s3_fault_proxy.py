@@ -73,7 +73,7 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass  # keep pytest output clean
 
         def _body(self) -> bytes:
@@ -123,7 +123,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "content-length", "connection"):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
+                # A HEAD response has no body but tells the object's size: pass it on.
+                length = response.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(payload)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)

@@ -76,6 +76,14 @@ def test_local_write_is_atomic_and_leaves_no_temp_file(
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.bin"]
 
 
+def test_local_artifacts_get_the_usual_file_permissions(tmp_path: Path) -> None:
+    # Not owner-only like the temp file they were written through: runs are shared.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    LocalStore(tmp_path).write_bytes("reports/x.html", b"<p>")
+    assert (tmp_path / "reports" / "x.html").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 @pytest.mark.parametrize("key", ["", "/etc/passwd", "../escape.txt", "raw/../../x", "dir/"])
 def test_bad_keys_are_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(StorageError, match="invalid artifact key"):
@@ -116,6 +124,7 @@ def test_s3_mirror_roundtrip_with_sse(tmp_path: Path, s3_bucket: str) -> None:
     )
     assert len(storage.read_parquet("raw/metrics.parquet")) == 1
     assert storage.list_keys("raw") == ["raw/metrics.parquet"]
+    assert storage.list_keys("raw/") == storage.s3.list_keys("raw/") == ["raw/metrics.parquet"]
     acl = client.get_object_acl(Bucket=s3_bucket, Key="team/cf/run-1/raw/metrics.parquet")
     assert not [g for g in acl["Grants"] if "AllUsers" in str(g.get("Grantee", {}))]
 

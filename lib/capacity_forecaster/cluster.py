@@ -210,7 +210,10 @@ def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataF
     if k < 2:
         raise ValueError(f"k must be at least 2 clusters, got k={k}")
     if k > n:
-        raise ValueError(f"k={k} clusters is more than the {n} servers to cluster")
+        raise ValueError(
+            f"cluster.k={k} clusters is more than the {n} server{'s' * (n != 1)} to cluster: "
+            "lower cluster.k"
+        )
     if frame["server_id"].duplicated().any():
         raise ValueError("features have more than one row for some server_id")
     # A fixed row order makes K-Means (and so every answer) independent of the input order.
@@ -225,7 +228,7 @@ def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataF
     distinct = len(values.drop_duplicates())
     if distinct < k:
         raise ValueError(
-            f"k={k} clusters but only {distinct} distinct server profiles: lower cluster.k"
+            f"cluster.k={k} clusters but only {distinct} distinct server profiles: lower cluster.k"
         )
 
     scaler = StandardScaler()

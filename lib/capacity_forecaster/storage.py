@@ -30,6 +30,17 @@ from capacity_forecaster.params import Params, S3Params
 logger = logging.getLogger(__name__)
 
 
+def _new_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = (
+    _new_file_mode()
+)  # read once at import: os.umask is process-wide and not thread-safe
+
+
 class ArtifactNotFoundError(StorageError):
     """The key does not exist in the run (nor in its local fallback)."""
 
@@ -79,6 +90,9 @@ class LocalStore:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
+                # mkstemp makes the file owner-only; artifacts are for sharing, so give them
+                # the permissions any new file of this process would get.
+                os.chmod(tmp, _NEW_FILE_MODE)
                 os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -225,7 +239,9 @@ class S3Store:
         return self.uri(key)
 
     def list_keys(self, prefix: str = "") -> list[str]:
-        base = self._key(prefix) if prefix else self.prefix
+        # A folder prefix ends with "/" (so "reports/plots/" does not match "reports/plots_old").
+        folder = "/" if prefix.endswith("/") else ""
+        base = self._key(prefix.rstrip("/")) + folder if prefix.rstrip("/") else self.prefix
         start = f"{self.prefix}/" if self.prefix else ""
         keys: list[str] = []
         try:
