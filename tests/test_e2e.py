@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -20,24 +19,9 @@ import pypdf
 import pytest
 
 from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, PARAMS_DIR, PROJECT_ROOT
+from tests.runner import run_all
 
 pytestmark = pytest.mark.e2e
-
-RUN_TIMEOUT = 1800  # seconds; a hung kernel fails the test instead of CI's whole budget
-
-
-def run_all(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python run_all.py ARGS`` in a subprocess, as a user or a scheduler would run it."""
-    return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "run_all.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        env={**os.environ, **(env or {})},
-        cwd=str(
-            PROJECT_ROOT / "tests"
-        ),  # anywhere but the project root: paths must not depend on it
-    )
 
 
 def _sha256(path: Path) -> str:

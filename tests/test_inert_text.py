@@ -16,7 +16,7 @@ import pytest
 from capacity_forecaster import synth
 from capacity_forecaster.params import SyntheticParams
 from tests.conftest import PARAMS_DIR
-from tests.test_bad_input import run_all
+from tests.runner import run_all
 
 pytestmark = pytest.mark.e2e
 
