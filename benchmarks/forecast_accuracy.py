@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=90)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
-        "--models", default="seasonal_naive,prophet,random_forest,gradient_boosting"
+        "--models", default="seasonal_naive,robust_trend,prophet,random_forest,gradient_boosting"
     )
     parser.add_argument("--n-jobs", type=int, default=-1)
     args = parser.parse_args()

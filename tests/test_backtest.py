@@ -339,3 +339,20 @@ def test_evaluate_report_is_json_with_models_metrics_and_champions(backtest, fle
     assert len(champions) == 8 and not champions.duplicated(SERIES).any()
     assert champions["champion"].isin(ENABLED).all()
     assert champions["reason"].str.len().gt(0).all()
+
+
+def test_history_too_short_for_the_backtest_names_the_numbers_and_params() -> None:
+    dates = pd.date_range("2026-03-03", periods=120, freq="D")
+    history = pd.DataFrame({"server_id": "a", "metric": "cpu_p95", "date": dates, "value": 1.0})
+    origins = bt.backtest_origins(dates[-1], horizon_days=90, n_origins=3, step_days=28)
+    with pytest.raises(StageCheckError) as caught:
+        bt.check_history_length(history, origins, horizon_days=90)
+    message = str(caught.value)
+    assert "120 days of history" in message and "needs 202" in message
+    for key in ("models.backtest_origins", "models.backtest_step_days", "forecast.horizon_days"):
+        assert key in message
+    longer = pd.DataFrame(
+        {"server_id": "a", "metric": "cpu_p95", "value": 1.0,
+         "date": pd.date_range(dates[-1] - pd.Timedelta(days=201), dates[-1], freq="D")}
+    )  # fmt: skip
+    bt.check_history_length(longer, origins, horizon_days=90)  # exactly enough

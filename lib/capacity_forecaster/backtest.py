@@ -42,6 +42,31 @@ def backtest_origins(
     return [latest - pd.Timedelta(days=step_days * k) for k in reversed(range(n_origins))]
 
 
+def check_history_length(
+    history: pd.DataFrame, origins: list[pd.Timestamp], horizon_days: int
+) -> None:
+    """Fail clearly when the oldest origin leaves no series ``MIN_TRAIN_DAYS`` to train on.
+
+    The backtest needs MIN_TRAIN_DAYS + horizon + the span of its origins; a fleet with less
+    history would otherwise fail deep inside a model fit.
+    """
+    first_day = history["date"].min()
+    last_day = history["date"].max()
+    oldest = min(origins)
+    if (oldest - first_day).days + 1 >= MIN_TRAIN_DAYS:
+        return
+    have = (last_day - first_day).days + 1
+    need = have + MIN_TRAIN_DAYS - ((oldest - first_day).days + 1)
+    span = (max(origins) - oldest).days
+    raise StageCheckError(
+        f"04_train: {have} days of history after the ETL's warm-up ({first_day.date()} to "
+        f"{last_day.date()}) are too few for the backtest, which needs {need}: {MIN_TRAIN_DAYS} to train before its oldest "
+        f"origin, {span} between its {len(origins)} origins (models.backtest_origins, "
+        f"models.backtest_step_days) and {horizon_days} to score (forecast.horizon_days). "
+        "Supply more history or lower those params."
+    )
+
+
 def run_backtest(
     history: pd.DataFrame,
     servers: pd.DataFrame,
@@ -55,6 +80,7 @@ def run_backtest(
     (model, origin, server_id, metric, date, horizon, yhat, actual, scale) and fit seconds per
     model.
     """
+    check_history_length(history, origins, horizon_days)
     observed = history if "is_imputed" not in history else history[~history["is_imputed"]]
     seconds = dict.fromkeys(factories, 0.0)
     parts = []

@@ -152,8 +152,9 @@ HEADLINE_KEYS = MappingProxyType(
 METRIC_LABELS = MappingProxyType({"cpu_p95": "CPU", "mem_p95": "Memory", "disk_p95": "Disk"})
 MODEL_LABELS = MappingProxyType(
     {
-        CHAMPION: "Champion (per series)",
+        CHAMPION: "Champion (per metric)",
         BASELINE: "Seasonal naive (baseline)",
+        "robust_trend": "Robust trend",
         "prophet": "Prophet",
         "random_forest": "Random forest",
         "gradient_boosting": "Gradient boosting",

@@ -619,7 +619,7 @@ def _accuracy_section(
         Paragraph(
             "Rolling-origin backtest: each model forecasts held-out weeks from several origins. "
             "MASE divides the error by that of a weekly seasonal-naive forecast in the history "
-            "(below 1 beats it); the champion is chosen per series. Coverage is the share of "
+            "(below 1 beats it); the champion is chosen per metric. Coverage is the share of "
             f"actuals inside the {interval} intervals, which should be close to {interval}.",
             styles.note,
         ),

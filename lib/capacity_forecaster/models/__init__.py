@@ -1,4 +1,5 @@
-"""Forecast models: a seasonal-naive baseline, Prophet per series, and global tree models.
+"""Forecast models: a seasonal-naive baseline, a robust damped trend and Prophet per series,
+and global tree models.
 
 Every model has the same small interface, so the backtest and the forecast stage treat them
 alike:
@@ -50,6 +51,10 @@ def make_model(
         from capacity_forecaster.models.baseline import SeasonalNaiveModel
 
         return SeasonalNaiveModel()
+    if name == "robust_trend":
+        from capacity_forecaster.models.trend import RobustTrendModel
+
+        return RobustTrendModel(horizon_days=horizon_days)
     if name == "prophet":
         from capacity_forecaster.models.prophet_model import ProphetModel
 
@@ -75,6 +80,7 @@ def load_model(name: str, data: bytes) -> ForecastModel:
 
 MODEL_FILES = {
     "seasonal_naive": "models/seasonal_naive.joblib",
+    "robust_trend": "models/robust_trend.joblib",
     "prophet": "models/prophet.jsonl.gz",
     "random_forest": "models/random_forest.joblib",
     "gradient_boosting": "models/gradient_boosting.joblib",
