@@ -133,18 +133,13 @@ def test_models_backtest_and_metrics(ci_run) -> None:
     root, _ = ci_run
     report = json.loads((root / "models" / "metrics.json").read_text())
     models = {m["model"]: m for m in report["models"]}
-    assert set(models) == {
-        "seasonal_naive",
-        "prophet",
-        "random_forest",
-        "gradient_boosting",
-        "champion",
-    }
+    enabled = ["seasonal_naive", "robust_trend", "prophet", "random_forest", "gradient_boosting"]
+    assert set(models) == {*enabled, "champion"}
     assert len(report["origins"]) == 3
     for name, figures in models.items():
         assert figures["series"] == 30, name  # 10 servers x 3 metrics
         assert 0 < figures["mase"] < 50 and 0 <= figures["coverage"] <= 1, name
-    for name in ("seasonal_naive", "prophet", "random_forest", "gradient_boosting"):
+    for name in enabled:
         assert (
             root / "models" / {"prophet": "prophet.jsonl.gz"}.get(name, f"{name}.joblib")
         ).stat().st_size > 0
@@ -161,7 +156,7 @@ def test_forecasts_cover_the_horizon_with_ordered_intervals(ci_run) -> None:
     last = features["date"].max()
     assert forecasts["date"].min() == last + pd.Timedelta(days=1)
     assert forecasts["date"].max() == last + pd.Timedelta(days=90)
-    assert len(forecasts) == 30 * 90 * 4
+    assert len(forecasts) == 30 * 90 * 5  # series x days x enabled models
     assert forecasts[["yhat", "yhat_lower", "yhat_upper"]].notna().all().all()
     assert (
         (forecasts["yhat_lower"] <= forecasts["yhat"])
