@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import PROJECT_ROOT
+import pandas as pd
+
+from tests.conftest import PARAMS_DIR, PROJECT_ROOT
 
 RUN_TIMEOUT = 1800  # seconds; a hung kernel fails the test instead of CI's whole budget
 
@@ -22,3 +25,19 @@ def run_all(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         env={**os.environ, **(env or {})},
         cwd=str(PROJECT_ROOT / "tests"),
     )
+
+
+def own_data_params(folder: Path, metrics: pd.DataFrame | bytes, servers: pd.DataFrame) -> Path:
+    """A user's own files, as exported: ``folder``/metrics.csv (a frame, or raw bytes) and
+    servers.csv, and a params.yaml with the ci fleet's settings that reads them and writes its
+    runs under ``folder``/out."""
+    data = metrics if isinstance(metrics, bytes) else metrics.to_csv(index=False).encode()
+    (folder / "metrics.csv").write_bytes(data)
+    servers.to_csv(folder / "servers.csv", index=False)
+    params = folder / "params.yaml"
+    params.write_text(
+        (PARAMS_DIR / "ci.yaml").read_text()
+        .replace("source: synthetic", "source: file\n  metrics_path: metrics.csv\n  servers_path: servers.csv")
+        .replace("output_root: ../outputs", "output_root: out")
+    )  # fmt: skip
+    return params

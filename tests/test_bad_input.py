@@ -23,7 +23,7 @@ import pytest
 from capacity_forecaster import synth
 from capacity_forecaster.params import SyntheticParams
 from tests.conftest import PARAMS_DIR
-from tests.runner import run_all
+from tests.runner import own_data_params, run_all
 from tests.s3_fault_proxy import start_proxy
 
 pytestmark = pytest.mark.e2e
@@ -167,25 +167,12 @@ FILE_WARNINGS = {
 }
 
 
-def _write_case(tmp_path: Path, metrics: pd.DataFrame | bytes, servers: pd.DataFrame) -> Path:
-    data = metrics if isinstance(metrics, bytes) else metrics.to_csv(index=False).encode()
-    (tmp_path / "metrics.csv").write_bytes(data)
-    servers.to_csv(tmp_path / "servers.csv", index=False)
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        (PARAMS_DIR / "ci.yaml").read_text()
-        .replace("source: synthetic", "source: file\n  metrics_path: metrics.csv\n  servers_path: servers.csv")
-        .replace("output_root: ../outputs", "output_root: out")
-    )  # fmt: skip
-    return params
-
-
 @pytest.mark.parametrize("case", list(FILE_ERRORS), ids=list(FILE_ERRORS))
 def test_bad_data_fails_with_one_clear_line(
     case: str, fleet: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path
 ) -> None:
     metrics, servers = FILE_ERRORS[case].mutate(*fleet)
-    params = _write_case(tmp_path, metrics, servers)
+    params = own_data_params(tmp_path, metrics, servers)
     result = run_all("--params", str(params), "--run-id", "bad", "--only", "02,03")
     root = tmp_path / "out" / "bad"
     line = assert_failed_cleanly(result, root, 1)
@@ -202,7 +189,7 @@ def test_soft_problems_are_accepted_with_a_warning(
 ) -> None:
     mutate, warning = FILE_WARNINGS[case]
     metrics, servers = mutate(*fleet)
-    params = _write_case(tmp_path, metrics, servers)
+    params = own_data_params(tmp_path, metrics, servers)
     result = run_all("--params", str(params), "--run-id", "soft", "--only", "02")
     assert result.returncode == 0, result.stderr[-3000:]
     root = tmp_path / "out" / "soft"
@@ -217,7 +204,7 @@ def test_soft_problems_are_accepted_with_a_warning(
 
 
 def test_missing_data_file_names_the_path(tmp_path: Path, fleet) -> None:
-    params = _write_case(tmp_path, *fleet)
+    params = own_data_params(tmp_path, *fleet)
     (tmp_path / "metrics.csv").unlink()
     result = run_all("--params", str(params), "--run-id", "bad", "--only", "02")
     line = assert_failed_cleanly(result, tmp_path / "out" / "bad", 1)
@@ -227,7 +214,7 @@ def test_missing_data_file_names_the_path(tmp_path: Path, fleet) -> None:
 def test_history_shorter_than_the_backtest_needs(tmp_path: Path, fleet) -> None:
     # 120 days pass validation (data.min_history_days is 56); after the features' 28-day
     # warm-up 92 are left, and the backtest needs 202.
-    params = _write_case(tmp_path, *fleet)
+    params = own_data_params(tmp_path, *fleet)
     result = run_all("--params", str(params), "--run-id", "short", "--only", "02,03,04")
     root = tmp_path / "out" / "short"
     line = assert_failed_cleanly(result, root, 1)
@@ -240,7 +227,7 @@ def test_a_single_server_fleet_stops_at_clustering_naming_the_key(tmp_path: Path
     metrics, servers = synth.generate_fleet(
         SyntheticParams(n_servers=1, days=240, end_date="2026-06-30"), seed=3
     )
-    params = _write_case(tmp_path, metrics, servers)
+    params = own_data_params(tmp_path, metrics, servers)
     result = run_all("--params", str(params), "--run-id", "one", "--from", "02")
     root = tmp_path / "out" / "one"
     line = assert_failed_cleanly(result, root, 1)

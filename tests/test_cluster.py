@@ -290,6 +290,12 @@ def test_consolidation_invariants(seed: int, target: float, allow_critical: bool
         summary["consolidation_savings_usd"] + summary["right_sizing_savings_usd"], abs=0.01
     )
     assert sum(g["servers_freed"] for g in summary["groups"].values()) == len(freed)
+    # per server, the saving as counted: reports and charts sum these, never recount
+    assert frame["counted_savings_usd"].sum() == pytest.approx(
+        summary["total_savings_usd"], abs=0.01
+    )
+    assert (frame.loc[frame["freed"], "saving_kind"] == "consolidation").all()
+    assert (frame.loc[frame["server_id"].isin(hosting), "counted_savings_usd"] == 0).all()
     assert summary["total"]["max_cpu_load"] <= target + 1e-6
     assert summary["total"]["max_memory_load"] <= target + 1e-6
     json.dumps(summary, allow_nan=False)

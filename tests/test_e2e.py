@@ -19,7 +19,7 @@ import pypdf
 import pytest
 
 from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, PARAMS_DIR, PROJECT_ROOT
-from tests.runner import run_all
+from tests.runner import own_data_params, run_all
 
 pytestmark = pytest.mark.e2e
 
@@ -326,14 +326,8 @@ def test_users_own_csv_files_are_loaded(ci_run, tmp_path: Path) -> None:
     root, _ = ci_run
     # The fleet of the ci run, exported as a user would: CSV, shuffled rows, ISO dates.
     metrics = pd.read_parquet(root / "raw" / "metrics.parquet").sample(frac=1.0, random_state=0)
-    metrics.to_csv(tmp_path / "metrics.csv", index=False)
-    pd.read_parquet(root / "raw" / "servers.parquet").to_csv(tmp_path / "servers.csv", index=False)
-    params = tmp_path / "params.yaml"
-    params.write_text(
-        (PARAMS_DIR / "ci.yaml").read_text()
-        .replace("source: synthetic", "source: file\n  metrics_path: metrics.csv\n  servers_path: servers.csv")
-        .replace("output_root: ../outputs", "output_root: out")
-    )  # fmt: skip
+    servers = pd.read_parquet(root / "raw" / "servers.parquet")
+    params = own_data_params(tmp_path, metrics, servers)
     result = run_all("--params", str(params), "--run-id", "own", "--only", "01,02,03")
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((tmp_path / "out" / "own" / "manifest.json").read_text())

@@ -15,8 +15,7 @@ import pytest
 
 from capacity_forecaster import synth
 from capacity_forecaster.params import SyntheticParams
-from tests.conftest import PARAMS_DIR
-from tests.runner import run_all
+from tests.runner import own_data_params, run_all
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +42,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     metrics.loc[grow, "mem_p95"] = (
         metrics.loc[grow, "mem_p95"] + metrics.loc[grow].groupby("server_id").cumcount() * 0.15
     ).clip(upper=99.0)
-    metrics.to_csv(folder / "metrics.csv", index=False)
-    servers.to_csv(folder / "servers.csv", index=False)
-    params = folder / "params.yaml"
-    params.write_text(
-        (PARAMS_DIR / "ci.yaml").read_text()
-        .replace("source: synthetic", "source: file\n  metrics_path: metrics.csv\n  servers_path: servers.csv")
-        .replace("output_root: ../outputs", "output_root: out")
-    )  # fmt: skip
+    params = own_data_params(folder, metrics, servers)
     result = run_all("--params", str(params), "--run-id", "hostile")
     assert result.returncode == 0, result.stderr[-3000:]
     return folder / "out" / "hostile"

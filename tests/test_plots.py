@@ -132,6 +132,10 @@ def _clusters() -> pd.DataFrame:
         "host_server_id",
     ]
     frame = pd.DataFrame(rows, columns=columns)
+    # As stage 07 counts them: srv-b its whole cost, srv-c (its host) nothing.
+    frame["counted_savings_usd"] = [100.0, 200.0, 0.0, 0.0, 0.0, 60.0]
+    frame["saving_kind"] = ["right-sizing", "consolidation", "none (hosts freed servers)", "", "",
+                            "right-sizing"]  # fmt: skip
     frame["business_unit"] = frame["server_id"].map({s: unit for s, (unit, _, _) in FLEET.items()})
     frame["region"] = frame["server_id"].map({s: region for s, (_, region, _) in FLEET.items()})
     frame["pc1"] = np.arange(len(frame), dtype=float)
@@ -400,7 +404,9 @@ def quiet_fleet(fleet: dict[str, Any]) -> dict[str, Any]:
     return {
         **fleet,
         "risk": fleet["risk"].assign(risk_level="low"),
-        "clusters": fleet["clusters"].assign(monthly_savings_usd=0.0, freed=False),
+        "clusters": fleet["clusters"].assign(
+            monthly_savings_usd=0.0, freed=False, counted_savings_usd=0.0, saving_kind=""
+        ),
         "metrics": {},
         "recommendations": {"consolidation_savings_usd": 0.0, "right_sizing_savings_usd": 0.0},
     }

@@ -201,6 +201,13 @@ def _clusters(servers: pd.DataFrame) -> pd.DataFrame:
         4,
     ]
     frame["excluded_reason"] = np.where(frame["action"] == "none", "finding optimal", "")
+    # As stage 07 counts them: the freed server its whole cost, its host nothing.
+    frame["counted_savings_usd"] = frame["monthly_savings_usd"]
+    frame.loc[0, "counted_savings_usd"] = frame.loc[0, "monthly_cost_usd"]
+    frame.loc[1, "counted_savings_usd"] = 0.0
+    frame["saving_kind"] = np.where(frame["counted_savings_usd"] > 0, "right-sizing", "")
+    frame.loc[0, "saving_kind"] = "consolidation"
+    frame.loc[1, "saving_kind"] = "none (hosts freed servers)"
     return frame
 
 

@@ -578,7 +578,8 @@ def consolidate(
     unless ``consolidate_critical``. A server whose own demand exceeds ``target_utilisation``
     of its own capacity cannot host itself and is left out too. Returns a placement row for
     every server (server_id, host_server_id, freed, group, considered, excluded_reason,
-    demand_cores, demand_memory_gb) and a JSON-ready summary per group and in total.
+    demand_cores, demand_memory_gb, and ``counted_savings_usd`` / ``saving_kind``: its saving as
+    the totals count it) and a JSON-ready summary per group and in total.
     Savings: a freed server counts its whole monthly cost once, as consolidation saving; the
     right-sizing saving counted alongside is only that of servers neither freed nor hosting
     others (the two are alternatives per server, see the module docstring).
@@ -619,6 +620,15 @@ def consolidate(
     savings = frame["monthly_savings_usd"].astype(float)
     cost = frame["monthly_cost_usd"].astype(float).fillna(0.0)
     counted = ~frame["freed"] & ~frame["hosts_others"]
+    # Each server's saving as the totals count it, so reports and charts never recount.
+    frame["counted_savings_usd"] = np.select(
+        [frame["freed"], counted], [cost, savings.fillna(0.0)], default=0.0
+    )
+    frame["saving_kind"] = np.select(
+        [frame["freed"], counted & (savings > 0), frame["hosts_others"] & (savings > 0)],
+        ["consolidation", "right-sizing", "none (hosts freed servers)"],
+        default="",
+    )
     for name, entry in groups.items():
         rows = frame["group"] == name
         considered = rows & frame["considered"]
@@ -665,6 +675,8 @@ def consolidate(
             "excluded_reason",
             "demand_cores",
             "demand_memory_gb",
+            "counted_savings_usd",
+            "saving_kind",
         ]
     ].sort_values("server_id", ignore_index=True)
     logger.info(

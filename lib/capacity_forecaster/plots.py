@@ -180,27 +180,18 @@ def interval_level(metrics: Mapping[str, Any]) -> float | None:
 
 
 def savings_breakdown(clusters: pd.DataFrame) -> pd.DataFrame:
-    """Per server with a saving (``SAVINGS_COLUMNS``), each counted once as in cluster.py.
-
-    A freed server saves its whole ``monthly_cost_usd`` (kind "consolidation"); a server that
-    hosts freed ones saves nothing (its capacity now carries their load); any other server keeps
-    its right-sizing ``monthly_savings_usd`` (kind "right-sizing"). ``category`` names the
+    """Per server with a saving (``SAVINGS_COLUMNS``): stage 07's ``counted_savings_usd`` and
+    ``saving_kind`` (a freed server saves its whole cost as consolidation, a host of freed
+    servers nothing, any other server its right-sizing saving). ``category`` names the
     action: "consolidate (freed)" or "<action> (<finding>)".
     """
     if clusters.empty:
         return pd.DataFrame(columns=SAVINGS_COLUMNS)
     frame = clusters.reset_index(drop=True)
-    freed = (
-        frame["freed"].fillna(False).astype(bool)
-        if "freed" in frame
-        else pd.Series(False, index=frame.index)
-    )
-    hosts = (
-        set(frame.loc[freed, "host_server_id"].astype(str)) if "host_server_id" in frame else set()
-    )
-    hosting = frame["server_id"].astype(str).isin(hosts) & ~freed
-    cost = _numeric(frame, "monthly_cost_usd")
-    right_sizing = _numeric(frame, "monthly_savings_usd")
+    missing = [c for c in ("counted_savings_usd", "saving_kind") if c not in frame]
+    if missing:
+        raise ValueError(f"clusters frame lacks columns {missing} (written by stage 07_cluster)")
+    freed = frame["saving_kind"] == "consolidation"
     finding = text_values(frame, "finding")
     action = text_values(frame, "action")
     breakdown = pd.DataFrame(
@@ -211,7 +202,7 @@ def savings_breakdown(clusters: pd.DataFrame) -> pd.DataFrame:
             "action": action,
             "kind": np.where(freed, "consolidation", "right-sizing"),
             "category": np.where(freed, "consolidate (freed)", action + " (" + finding + ")"),
-            "monthly_savings_usd": np.where(freed, cost, np.where(hosting, 0.0, right_sizing)),
+            "monthly_savings_usd": _numeric(frame, "counted_savings_usd"),
         }
     )
     return breakdown[breakdown["monthly_savings_usd"] > 0].reset_index(drop=True)

@@ -672,26 +672,6 @@ def accuracy_table(metrics: Mapping[str, Any], *, by_metric: bool = False) -> pd
     return table
 
 
-def _counted_savings(clusters: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Per server, the saving the run counts and its kind (cluster.py's accounting).
-
-    A freed server saves its whole cost (consolidation); a server hosting freed ones saves
-    nothing; any other server keeps its right-sizing saving.
-    """
-    freed = clusters["freed"].fillna(False).astype(bool)
-    hosts = set(clusters.loc[freed, "host_server_id"].astype(str))
-    hosting = clusters["server_id"].astype(str).isin(hosts) & ~freed
-    right_sizing = clusters["monthly_savings_usd"].astype(float).fillna(0.0)
-    cost = clusters["monthly_cost_usd"].astype(float).fillna(0.0)
-    saving = np.select([freed, hosting], [cost, 0.0], default=right_sizing)
-    kind = np.select(
-        [freed, hosting & (right_sizing > 0), right_sizing > 0],
-        ["consolidation", "none (hosts freed servers)", "right-sizing"],
-        default="",
-    )
-    return pd.Series(saving, index=clusters.index), pd.Series(kind, index=clusters.index)
-
-
 CLUSTER_REQUIRED = (
     "server_id",
     "cluster",
@@ -702,6 +682,8 @@ CLUSTER_REQUIRED = (
     "monthly_cost_usd",
     "freed",
     "host_server_id",
+    "counted_savings_usd",
+    "saving_kind",
 )
 
 _CLUSTER_TABLE_COLUMNS = [
@@ -785,20 +767,19 @@ def server_cluster_table(clusters: pd.DataFrame) -> pd.DataFrame:
 def recommendation_table(clusters: pd.DataFrame) -> pd.DataFrame:
     """Servers with an action or freed by consolidation, largest counted saving first.
 
-    ``Monthly saving (USD)`` is the saving the run counts for the server (see
-    ``_counted_savings``), so the column sums to ``total_savings_usd``; ``Saving type`` says
-    which kind it is. ``Move onto`` names the host of a freed server.
+    ``Monthly saving (USD)`` is the saving stage 07 counts for the server
+    (``counted_savings_usd``), so the column sums to ``total_savings_usd``; ``Saving type``
+    says which kind it is. ``Move onto`` names the host of a freed server.
     """
     _require_columns(
         clusters,
         [*CLUSTER_REQUIRED, "cpu_cores", "memory_gb", "recommended_cores", "recommended_memory_gb"],
         "clusters/clusters.parquet",
     )
-    saving, kind = _counted_savings(clusters)
     freed = clusters["freed"].fillna(False).astype(bool)
     frame = clusters.assign(
-        _saving=saving,
-        _kind=kind,
+        _saving=clusters["counted_savings_usd"].astype(float),
+        _kind=clusters["saving_kind"],
         _freed=freed,
         _move_onto=clusters["host_server_id"].where(freed),
     )
