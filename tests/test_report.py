@@ -117,7 +117,17 @@ def _risk_summary(risk: pd.DataFrame) -> dict:
             for value, rows in risk.groupby(dimension)
         ]
 
-    return {"rollups": {"business_unit": rollup("business_unit"), "region": rollup("region")}}
+    def counts(levels: pd.Series) -> dict[str, int]:
+        return {level: int((levels == level).sum()) for level in ("high", "medium", "low")}
+
+    # As stage 06 counts them: each server by its worst level over its metrics.
+    severity = risk["risk_level"].map({"high": 0, "medium": 1, "low": 2})
+    worst = severity.groupby(risk["server_id"]).min().map({0: "high", 1: "medium", 2: "low"})
+    return {
+        "servers": int(risk["server_id"].nunique()),
+        "levels": {"series": counts(risk["risk_level"]), "servers": counts(worst)},
+        "rollups": {"business_unit": rollup("business_unit"), "region": rollup("region")},
+    }
 
 
 def _model_row(model: str, mase: float, coverage: float, **extra: object) -> dict:

@@ -360,16 +360,6 @@ def _plain(value: Any) -> Any:
 # --------------------------------------------------------------------------- headline
 
 
-def _level_counts(levels: pd.Series) -> dict[str, int]:
-    counts = levels.value_counts()
-    return {level: int(counts.get(level, 0)) for level in LEVELS}
-
-
-def _worst_level_per_server(risk: pd.DataFrame) -> pd.Series:
-    severity = risk["risk_level"].map({level: i for i, level in enumerate(LEVELS)})
-    return severity.groupby(risk["server_id"]).min().map(dict(enumerate(LEVELS)))
-
-
 def _earliest_breaches(risk: pd.DataFrame, limit: int) -> list[dict]:
     breaching = risk[risk["days_to_breach"].notna()].sort_values(
         ["days_to_breach", "breach_probability", "server_id", "metric"],
@@ -512,13 +502,14 @@ def headline(
     ``servers`` is validated/servers.parquet, ``quality`` validated/quality.json, ``cleaning``
     processed/summary.json, ``risk`` risk/risk.parquet, ``risk_summary`` risk/summary.json,
     ``metrics`` models/metrics.json and ``recommendations`` clusters/recommendations.json.
-    Level counts and earliest breaches come from the risk frame itself; the business-unit and
-    region roll-ups from ``risk_summary``.
+    Level counts (servers by their worst level) and the business-unit and region roll-ups
+    come from ``risk_summary``, as stage 06 counted them; earliest breaches from the risk frame.
     """
     _require_columns(servers, ["server_id", "business_unit", "region"], "validated/servers.parquet")
     _require_columns(risk, RISK_REQUIRED, "risk/risk.parquet")
     _require_keys(quality, ["date_start", "date_end", "days"], "validated/quality.json")
-    _require_keys(risk_summary, ["rollups"], "risk/summary.json")
+    _require_keys(risk_summary, ["servers", "levels", "rollups"], "risk/summary.json")
+    _require_keys(risk_summary["levels"], ["series", "servers"], "risk/summary.json levels")
     _require_keys(risk_summary["rollups"], ["business_unit", "region"], "risk/summary.json rollups")
     _check_levels(risk)
     if isinstance(generated_at, dt.datetime):
@@ -530,8 +521,9 @@ def headline(
             f"generated_at must be an ISO 8601 string, got {generated_at!r}"
         ) from error
 
-    worst = _worst_level_per_server(risk)
-    servers_by_level = _level_counts(worst)
+    servers_by_level = {
+        level: int(risk_summary["levels"]["servers"].get(level, 0)) for level in LEVELS
+    }
     summary = {
         "schema_version": SCHEMA_VERSION,
         "run_id": str(run_id),
@@ -547,8 +539,10 @@ def headline(
         },
         "risk": {
             "servers_by_level": servers_by_level,
-            "series_by_level": _level_counts(risk["risk_level"]),
-            "servers_assessed": len(worst),
+            "series_by_level": {
+                level: int(risk_summary["levels"]["series"].get(level, 0)) for level in LEVELS
+            },
+            "servers_assessed": int(risk_summary["servers"]),
             "servers_at_risk": servers_by_level["high"] + servers_by_level["medium"],
             "earliest_breaches": _earliest_breaches(risk, EARLIEST_BREACHES),
             "by_business_unit": list(risk_summary["rollups"]["business_unit"]),
