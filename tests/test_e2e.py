@@ -53,6 +53,10 @@ def test_run_succeeds(ci_run) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for stage in _stage_names():
         assert f"{stage}: succeeded" in result.stderr
+    # The kernels' own stderr (jupyter's logs) goes to a log per stage, not the terminal.
+    assert "IPKernelApp" not in result.stderr
+    root, _ = ci_run
+    assert "IPKernelApp" in (root / "notebooks" / "01_generate.kernel.log").read_text()
 
 
 def test_manifest_is_complete_and_true(ci_run) -> None:

@@ -18,7 +18,8 @@ import platform
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,28 @@ def _export_html(notebook_path: Path) -> None:
         os.replace(tmp, target)
 
 
+@contextmanager
+def _kernel_stderr_to(path: Path) -> Iterator[None]:
+    """Send what the kernel process writes to stderr (its own logs, and the tracebacks jupyter
+    prints when a kernel shuts down mid-message) to ``path`` instead of the user's terminal.
+
+    The kernel inherits this process's file descriptor 2, so it is swapped for the file while
+    the notebook executes. Cell output is not affected: it travels to the notebook itself.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 def _failure_message(stage: Stage, exc: BaseException) -> tuple[str, int | None]:
     """One line naming the notebook, the cell and the error; and the failing cell's index."""
     from papermill.exceptions import PapermillExecutionError
@@ -188,16 +211,19 @@ def execute_stage(
     started = time.perf_counter()
     record["started_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     logger.info("%s: running", stage.name)
+    kernel_log = notebooks_dir / f"{stage.name}.kernel.log"
+    kernel_log.unlink(missing_ok=True)
     try:
-        papermill.execute_notebook(
-            str(stage.path),
-            str(partial),
-            parameters={"params_path": str(params_path), "run_id": run_id},
-            kernel_name=kernel_name,
-            cwd=str(stage.path.parent),
-            progress_bar=False,
-            log_output=False,
-        )
+        with _kernel_stderr_to(kernel_log):
+            papermill.execute_notebook(
+                str(stage.path),
+                str(partial),
+                parameters={"params_path": str(params_path), "run_id": run_id},
+                kernel_name=kernel_name,
+                cwd=str(stage.path.parent),
+                progress_bar=False,
+                log_output=False,
+            )
         record["status"] = "succeeded"
     except Exception as exc:
         message, cell = _failure_message(stage, exc)
@@ -211,6 +237,11 @@ def execute_stage(
             record["report_html"] = f"notebooks/{stage.name}.report.html"
             for key in (record["notebook"], record["html"], record["report_html"]):
                 storage.mirror_file(key)
+        if kernel_log.exists() and kernel_log.stat().st_size == 0:
+            kernel_log.unlink()
+        elif kernel_log.exists():
+            record["kernel_log"] = f"notebooks/{kernel_log.name}"
+            storage.mirror_file(record["kernel_log"])
     level = logging.INFO if record["status"] == "succeeded" else logging.ERROR
     logger.log(level, "%s: %s in %.1f s", stage.name, record["status"], record["seconds"])
     return record
