@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from prophet import Prophet
 
 from capacity_forecaster.calendar import quarter_end_window
 from capacity_forecaster.models.prophet_model import QUARTER_END_HOLIDAY, ProphetModel
@@ -206,3 +207,58 @@ def test_bad_inputs_fail_clearly(history: pd.DataFrame, servers: pd.DataFrame) -
         ProphetModel(n_jobs=1).fit(pd.concat([history, history.head(1)]), servers)
     with pytest.raises(ValueError, match="n_jobs"):
         ProphetModel(n_jobs=0)
+
+
+@pytest.fixture(scope="module")
+def shared_fleet() -> tuple[ProphetModel, pd.DataFrame]:
+    """Seven series in two countries, some with yearly seasonality: groups of shared designs."""
+    frames = [
+        _series(f"srv-{i}", metric, _weekly(days, seed=i) + 5.0 * j, end=END)
+        for i, days in enumerate([120, 200, 400, 420])
+        for j, metric in enumerate(["cpu_p95", "mem_p95"][: 1 + i % 2])
+    ]
+    servers = pd.DataFrame(
+        {"server_id": [f"srv-{i}" for i in range(4)], "country": ["US", "DE", "US", "DE"]}
+    )
+    return ProphetModel(n_jobs=1, progress=False).fit(pd.concat(frames), servers), servers
+
+
+def test_shared_design_predict_equals_prophets_own(
+    shared_fleet: tuple[ProphetModel, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model, _ = shared_fleet
+    assert len(model.fitted_series) == 6 and len(model.yearly_off) == 3
+    calls = []
+    own_predict = Prophet.predict
+    monkeypatch.setattr(
+        Prophet, "predict", lambda self, df: calls.append(1) or own_predict(self, df)
+    )
+    with caplog.at_level(logging.WARNING):
+        forecast = model.predict(HORIZON)
+    monkeypatch.undo()
+    # One Prophet.predict per design group (country x yearly), as the check; the rest shared.
+    assert len(calls) == 4 and "differs" not in caplog.text
+    for server_id, metric in model.fitted_series:
+        own = model.prophet_for(server_id, metric).predict(pd.DataFrame({"ds": HORIZON}))
+        rows = forecast[(forecast["server_id"] == server_id) & (forecast["metric"] == metric)]
+        np.testing.assert_allclose(
+            rows["yhat"], np.clip(own["yhat"], 0.0, 100.0), rtol=1e-9, atol=1e-9
+        )
+
+
+def test_shared_design_falls_back_to_prophet_when_it_differs(
+    shared_fleet: tuple[ProphetModel, pd.DataFrame],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model, _ = shared_fleet
+    expected = model.predict(HORIZON)
+    from capacity_forecaster.models import prophet_model
+
+    monkeypatch.setattr(prophet_model, "_yhat", lambda *args: np.zeros(len(HORIZON)))
+    with caplog.at_level(logging.WARNING, logger=prophet_model.__name__):
+        again = model.predict(HORIZON)
+    pd.testing.assert_frame_equal(again, expected)
+    assert "differs from Prophet.predict" in caplog.text

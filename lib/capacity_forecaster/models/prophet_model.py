@@ -13,7 +13,9 @@ returns its last observed value on every date (flat), so every series still gets
 Fitting runs in chunks of series on joblib's loky backend. Models come back from the workers
 as pickled Prophet objects (under 1 ms each, against ~20 ms for a JSON round trip); ``to_bytes`` writes
 gzip-compressed JSON lines and ``from_bytes`` keeps each model as its JSON text until the
-first ``predict``, which decodes it in the workers. No file I/O here: bytes in, bytes out.
+first ``predict``, which decodes it in the workers. Predicting builds the seasonal and holiday
+design matrix once per group of models that share it (``_predict_many``) instead of once per
+model, as ``Prophet.predict`` would. No file I/O here: bytes in, bytes out.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ YEARLY_FOURIER_ORDER = 6
 N_CHANGEPOINTS = 15
 FIT_ALGORITHMS = ("LBFGS", "BFGS", "Newton")  # tried in order when Stan stops abnormally
 _MAX_CHUNK = 64  # series per joblib task: amortises process overhead, keeps progress smooth
-_MIN_PARALLEL_PREDICT = 48  # below this many models, predicting in-process is faster
+_MIN_PARALLEL_DECODE = 48  # below this many models, decoding in-process is faster
 _FORMAT = "capacity_forecaster.prophet"
 _FORMAT_VERSION = 1
 _OUTPUT_COLUMNS = ["server_id", "metric", "date", "yhat"]
@@ -370,33 +372,35 @@ class ProphetModel:
         return frames
 
     def _predict_models(self, index: pd.DatetimeIndex) -> dict[SeriesKey, np.ndarray]:
-        """Clipped yhat per fitted series; parallel when there are enough models to pay off."""
-        items = sorted(self._models.items())
-        if not items:
-            return {}
-        dates = index.to_numpy()
-        n_workers = self._workers(len(items)) if len(items) >= _MIN_PARALLEL_PREDICT else 1
-        out: dict[SeriesKey, np.ndarray] = {}
-        calls = (
-            joblib.delayed(_predict_chunk)(chunk, dates) for chunk in _chunks(items, n_workers)
-        )
+        """Clipped yhat per fitted series, in-process (``_predict_many`` is ~1 ms a model).
+
+        Models that ``from_bytes`` left as JSON text are decoded first (~12 ms each), in
+        parallel when there are enough of them to pay for the workers, and cached.
+        """
+        self._decode_pending()
+        with _quiet_stan():
+            yhat = _predict_many(sorted(self._models.items()), index)  # type: ignore[arg-type]
+        return {key: np.clip(values, 0.0, 100.0) for key, values in yhat.items()}
+
+    def _decode_pending(self) -> None:
+        pending = sorted((key, text) for key, text in self._models.items() if isinstance(text, str))
+        if not pending:
+            return
+        n_workers = self._workers(len(pending)) if len(pending) >= _MIN_PARALLEL_DECODE else 1
         parallel = joblib.Parallel(
             n_jobs=n_workers, backend="loky", return_as="generator_unordered"
         )
+        calls = (joblib.delayed(_decode_chunk)(chunk) for chunk in _chunks(pending, n_workers))
         with tqdm(
-            total=len(items),
-            desc="prophet predict",
+            total=len(pending),
+            desc="prophet load",
             unit="series",
             leave=False,
             disable=not self.progress,
         ) as bar:
             for results in parallel(calls):
-                for key, yhat, decoded in results:
-                    out[key] = yhat
-                    if decoded is not None:  # cache what from_bytes left as JSON text
-                        self._models[key] = decoded
+                self._models.update(results)
                 bar.update(len(results))
-        return out
 
     def _log_fit(self, n_series: int, n_workers: int, seconds: float, n_failed: int) -> None:
         logger.info(
@@ -602,17 +606,106 @@ def _decode(text: str) -> Prophet:
     return model
 
 
-def _predict_chunk(
-    items: list[tuple[SeriesKey, Prophet | str]], dates: np.ndarray
-) -> list[tuple[SeriesKey, np.ndarray, Prophet | None]]:
-    """Worker task: clipped yhat per model; JSON text is decoded and handed back for caching."""
-    future = pd.DataFrame({"ds": dates})
-    out: list[tuple[SeriesKey, np.ndarray, Prophet | None]] = []
+def _decode_chunk(items: list[tuple[SeriesKey, str]]) -> list[tuple[SeriesKey, Prophet]]:
+    """Worker task: Prophet models back from their JSON text."""
     with _quiet_stan():
-        for key, model in items:
-            decoded = _decode(model) if isinstance(model, str) else None
-            prophet = decoded if decoded is not None else model
-            assert isinstance(prophet, Prophet)
-            yhat = prophet.predict(future)["yhat"].to_numpy(dtype=np.float64)
-            out.append((key, np.clip(yhat, 0.0, 100.0), decoded))
+        return [(key, _decode(text)) for key, text in items]
+
+
+def _predict_many(
+    prophets: list[tuple[SeriesKey, Prophet]], dates: pd.DatetimeIndex
+) -> dict[SeriesKey, np.ndarray]:
+    """Prophet's ``yhat`` for many fitted models on the same dates.
+
+    ``Prophet.predict`` rebuilds the seasonal and holiday design matrix for every model, which
+    is ~95 % of its cost (every holiday row is matched against the dates in Python). That
+    matrix depends only on the dates and on the model's seasonalities and holidays, so it is
+    built once per group of models that share them (a handful per fleet: countries x yearly
+    on/off), and each model adds its own trend and ``X @ beta`` exactly as Prophet does
+    (``predict_trend`` and ``predict_seasonal_components``; no uncertainty sampling, no
+    regressors). The first model of each group is checked against ``Prophet.predict``; a
+    group that differs (a future Prophet computing differently) falls back to it.
+    """
+    future = pd.DataFrame({"ds": dates})
+    groups: dict[str, list[tuple[SeriesKey, Prophet]]] = {}
+    for key, prophet in prophets:
+        groups.setdefault(_design_signature(prophet, dates), []).append((key, prophet))
+    out: dict[SeriesKey, np.ndarray] = {}
+    for members in groups.values():
+        first_key, first = members[0]
+        frame = first.setup_dataframe(future.copy())
+        features, _, component_cols, _ = first.make_all_seasonality_features(frame)
+        design = (
+            features.to_numpy(dtype=np.float64),
+            component_cols["additive_terms"].to_numpy(dtype=np.float64),
+            component_cols["multiplicative_terms"].to_numpy(dtype=np.float64),
+        )
+        reference = first.predict(future)["yhat"].to_numpy(dtype=np.float64)
+        if not np.allclose(_yhat(first, future, design), reference, rtol=1e-9, atol=1e-9):
+            logger.warning(
+                "prophet: the shared-design predict differs from Prophet.predict for %s; "
+                "predicting its %d model(s) one by one",
+                first_key,
+                len(members),
+            )
+            for key, prophet in members:
+                out[key] = prophet.predict(future)["yhat"].to_numpy(dtype=np.float64)
+            continue
+        out[first_key] = reference
+        for key, prophet in members[1:]:
+            out[key] = _yhat(prophet, future, design)
     return out
+
+
+def _yhat(
+    prophet: Prophet, future: pd.DataFrame, design: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """``trend * (1 + multiplicative terms) + additive terms``, as ``Prophet.predict`` sums them."""
+    features, additive, multiplicative = design
+    beta = np.asarray(prophet.params["beta"], dtype=np.float64)  # (samples, columns)
+    trend = np.asarray(prophet.predict_trend(prophet.setup_dataframe(future.copy())))
+    additive_terms = np.nanmean(features @ (beta * additive).T, axis=1) * prophet.y_scale
+    multiplicative_terms = np.nanmean(features @ (beta * multiplicative).T, axis=1)
+    return trend * (1.0 + multiplicative_terms) + additive_terms
+
+
+def _design_signature(prophet: Prophet, dates: pd.DatetimeIndex) -> str:
+    """What Prophet's design matrix on ``dates`` depends on, as a text key.
+
+    Seasonalities, modes and prior scales; the holiday names seen in training; the holiday
+    kinds (name, windows, prior scale) over all rows, which make the columns; and the holiday
+    rows whose window can touch ``dates``, which fill them. Equal keys give equal matrices.
+    """
+    holidays = prophet.holidays
+    kinds: list[Any] = []
+    rows: list[Any] = []
+    if holidays is not None and len(holidays):
+        days = pd.to_datetime(holidays["ds"]).to_numpy(dtype="datetime64[D]")
+        lower, upper = (
+            np.nan_to_num(pd.to_numeric(holidays[c], errors="coerce").to_numpy(dtype=np.float64))
+            if c in holidays
+            else np.zeros(len(holidays))
+            for c in ("lower_window", "upper_window")
+        )
+        first, last = dates[[0, -1]].to_numpy(dtype="datetime64[D]")
+        near = (days + upper.astype("timedelta64[D]") >= first) & (
+            days + lower.astype("timedelta64[D]") <= last
+        )
+        rows = holidays[near].astype(str).to_numpy().tolist()
+        others = [holidays[c].astype(str).tolist() for c in holidays.columns if c != "ds"]
+        kinds = sorted(set(zip(*others, strict=True)))
+    names = prophet.train_holiday_names
+    return json.dumps(
+        [
+            sorted((name, sorted(props.items())) for name, props in prophet.seasonalities.items()),
+            None if names is None else sorted(names.astype(str)),
+            None if holidays is None else list(holidays.columns),
+            kinds,
+            rows,
+            prophet.holidays_mode,
+            prophet.holidays_prior_scale,
+            prophet.country_holidays,
+            sorted(prophet.extra_regressors),
+        ],
+        default=str,
+    )
