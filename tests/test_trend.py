@@ -8,7 +8,7 @@ import pytest
 
 from capacity_forecaster.errors import StageCheckError
 from capacity_forecaster.models import PREDICTION_COLUMNS, check_roundtrip, load_model, make_model
-from capacity_forecaster.models.trend import RobustTrendModel, select_config
+from capacity_forecaster.models.trend import RobustTrendModel, _forecast, select_config
 
 START = pd.Timestamp("2026-01-05")  # a Monday
 WEEKLY = np.array([1.0, 1.5, 1.5, 1.0, 0.0, -2.5, -2.5])  # sums to zero
@@ -101,10 +101,10 @@ def test_selection_keeps_the_trend_of_trending_series_and_drops_it_for_noise() -
     rng = np.random.default_rng(3)
     weekday = np.arange(300) % 7
     growing = 20 + 0.1 * np.arange(300)[:, None] + rng.normal(0, 0.3, (300, 4))
-    (_, _, phi), scores = select_config(growing, weekday, horizon_days=60)
-    assert scores and phi >= 0.97
+    (_, _, phi, cleanups), scores = select_config(growing, weekday, horizon_days=60)
+    assert scores and phi >= 0.97 and not cleanups
     noise = 40 + rng.normal(0, 3.0, (300, 4))  # no trend: extrapolating slopes only hurts
-    (_, _, phi), _ = select_config(noise, weekday, horizon_days=60)
+    (_, _, phi, _), _ = select_config(noise, weekday, horizon_days=60)
     assert phi <= 0.9
 
 
@@ -159,3 +159,93 @@ def test_check_roundtrip_rejects_another_fit() -> None:
     other = RobustTrendModel(horizon_days=30).fit(_fleet(seed=1)).to_bytes()
     with pytest.raises(StageCheckError, match="robust_trend"):
         check_roundtrip("robust_trend", model, other, _after(history, 30))
+
+
+def _sawtooth(days: int, start: float, growth: float, peak: float, keep: float) -> np.ndarray:
+    """A disk growing by ``growth`` a day, cut to ``keep`` of its level when it passes ``peak``."""
+    values, level = np.empty(days), start
+    for day in range(days):
+        level += growth
+        if level > peak:
+            level *= keep
+        values[day] = level
+    return values
+
+
+def _cleanup_fleet(days: int) -> pd.DataFrame:
+    """A disk cleaned at 60 % (down to 60 % of it) every ~80 days, a disk with one ad hoc purge,
+    and one with two purges from different levels."""
+    t = np.arange(days)
+    one_drop = 30 + 0.1 * t - 15 * (t >= days - 150)
+    two_drops = 20 + 0.1 * t - 8 * (t >= days - 250) - 8 * (t >= days - 120)
+    return pd.concat(
+        [
+            _series(_sawtooth(days, 40.0, 0.3, 60.0, 0.6), "srv-saw"),
+            _series(one_drop, "srv-one"),
+            _series(two_drops, "srv-two"),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_a_learned_cleanup_level_cuts_the_forecast_where_the_history_did() -> None:
+    days = 370  # the next cleanup of srv-saw is due about 17 days after the end
+    history = _cleanup_fleet(days)
+    dates = _after(history, 60)
+    model = RobustTrendModel(horizon_days=60).fit(history)
+    predicted = model.predict(dates).set_index(["server_id", "date"])["yhat"]
+    saw = predicted["srv-saw"].to_numpy()
+    expected = _sawtooth(days + 60, 40.0, 0.3, 60.0, 0.6)[days:]
+    assert model.configs_["disk_p95"][3]  # chosen on inner origins: it helps there
+    assert saw.max() <= 60.0 + 0.3
+    drop_day = int(np.argmin(np.diff(saw)))
+    assert drop_day == int(np.argmin(np.diff(expected)))
+    assert saw[drop_day + 1] / saw[drop_day] == pytest.approx(0.6, abs=0.02)
+    np.testing.assert_allclose(saw, expected, atol=1.0)
+
+
+def test_series_without_a_consistent_cleanup_level_keep_the_damped_trend() -> None:
+    # One ad hoc purge, or two from different levels, teach nothing: their forecast is exactly
+    # the one without learned cleanups, a straight line on from the last level.
+    history = _cleanup_fleet(370)
+    dates = _after(history, 60)
+    model = RobustTrendModel(horizon_days=60).fit(history)
+    server_ids, _, state = model.states_["disk_p95"]
+    phi = model.configs_["disk_p95"][2]
+    without = _forecast(
+        type(state)(state.level, state.slope, state.profile),
+        np.arange(1, 61),
+        dates.day_of_week.to_numpy(),
+        phi,
+    )
+    predicted = model.predict(dates).set_index(["server_id", "date"])["yhat"]
+    for k, server in enumerate(server_ids):
+        if server != "srv-saw":
+            assert np.isnan(state.peak[k])
+            np.testing.assert_array_equal(predicted[server].to_numpy(), without[:, k])
+            assert np.diff(predicted[server].to_numpy()).min() > 0  # no drop
+
+
+def test_cleanups_after_the_cut_change_nothing() -> None:
+    # Tampering after the cut with cleanups at another level must not move the learned level.
+    history = _cleanup_fleet(450)
+    cut = history["date"].max() - pd.Timedelta(days=80)
+    tampered = history.copy()
+    late = tampered["date"] > cut
+    tampered.loc[late, "value"] = np.resize(_sawtooth(80, 20.0, 1.0, 35.0, 0.5), late.sum())
+    dates = _after(history[history["date"] <= cut], 60)
+    clean = RobustTrendModel(horizon_days=60).fit(history[history["date"] <= cut])
+    dirty = RobustTrendModel(horizon_days=60).fit(tampered[tampered["date"] <= cut])
+    assert clean.configs_ == dirty.configs_
+    pd.testing.assert_frame_equal(clean.predict(dates), dirty.predict(dates))
+
+
+def test_round_trip_keeps_the_learned_cleanup_level() -> None:
+    history = _cleanup_fleet(370)
+    model = RobustTrendModel(horizon_days=60).fit(history)
+    dates = _after(history, 60)
+    loaded = RobustTrendModel.from_bytes(model.to_bytes())
+    pd.testing.assert_frame_equal(model.predict(dates), loaded.predict(dates))
+    np.testing.assert_array_equal(
+        loaded.states_["disk_p95"][2].peak, model.states_["disk_p95"][2].peak
+    )

@@ -11,13 +11,20 @@ Method (a classical exponential-smoothing-style decomposition, estimated robustl
   least-squares slope would chase;
 - **forecast**: ``level + slope * (phi + phi^2 + ... + phi^h) + profile[weekday]``, clipped
   to the physical range 0-100 % (a damped trend, Gardner & McKenzie; ``phi = 1`` is a straight
-  line, ``phi = 0`` a flat level).
+  line, ``phi = 0`` a flat level);
+- **learned cleanups** (a sawtooth: disks purged when they pass their alert level): a series
+  whose own history shows at least ``CLEANUP_MIN_DROPS`` large, lasting drops from about the
+  same peak (within ``CLEANUP_PEAK_TOLERANCE`` points of each other and of the series' highest
+  value) with similar post/pre ratios gets that peak and the median ratio; its forecast path
+  grows along the damped trend until it passes the peak, is multiplied by the ratio there, and
+  grows on. Other series (no cleanups, one-off drops, disks that never clean up) are forecast
+  by the damped trend alone.
 
-``level_days``, ``slope_days`` and ``phi`` are chosen **per metric** from a small grid on
-rolling origins *inside* the fit's history (each scored only on days before the fit's last
-day, by mean MASE over series), so nothing after the fit's last day is ever seen and the model
-adapts to a fleet's data without hand tuning. Only the origin's state is kept (level, slope,
-profile per series): saving is a few arrays.
+``level_days``, ``slope_days``, ``phi`` and whether to use learned cleanups are chosen **per
+metric** from a small grid on rolling origins *inside* the fit's history (each scored only on
+days before the fit's last day, by mean MASE over series), so nothing after the fit's last day
+is ever seen and the model adapts to a fleet's data without hand tuning. Only the origin's
+state is kept (level, slope, profile, cleanup peak and ratio per series): saving is a few arrays.
 """
 
 from __future__ import annotations
@@ -39,24 +46,34 @@ from capacity_forecaster.models import PREDICTION_COLUMNS
 
 logger = logging.getLogger(__name__)
 
+Config = tuple[int, int, float, bool]  # level_days, slope_days, phi, learned cleanups
 PROFILE_WEEKS = 8  # weeks of history behind the weekly profile
 LEVEL_DAYS = (1, 7, 28)  # candidate level windows (days)
 SLOPE_DAYS = (28, 91, 182)  # candidate slope windows (days)
 DAMPING = (0.0, 0.9, 0.97, 0.99, 1.0)  # candidate phi; 0: no trend
-DEFAULT_CONFIG = (7, 91, 0.97)  # used when the history is too short to select on
+DEFAULT_CONFIG: Config = (7, 91, 0.97, False)  # used when the history is too short to select on
 SELECTION_HORIZON = 90  # days ahead each selection origin is scored on (at most)
 SELECTION_ORIGINS = 3  # rolling selection origins inside the history, 28 days apart
 SELECTION_STEP_DAYS = 28
 MIN_SELECTION_TRAIN_DAYS = 56  # history an origin needs before it to select on
+CLEANUP_MIN_DROPS = 2  # drops from about the same peak before a cleanup level is learned
+CLEANUP_MIN_POINTS = 3.0  # a drop loses at least this many points in one day...
+CLEANUP_MAX_RATIO = 0.92  # ...and at least 8 % of its level
+CLEANUP_HOLD_DAYS = 7  # and the next days stay down (a one-day dip is not a cleanup)
+CLEANUP_PEAK_TOLERANCE = 0.5  # points between the peaks of one cleanup level
+CLEANUP_RATIO_SPREAD = 0.1  # largest spread of post/pre ratios of one cleanup level
 
 
 @dataclass(frozen=True)
 class _State:
-    """Per series, what an origin knows: level, slope (points/day), weekday profile [7, n]."""
+    """Per series, what an origin knows: level, slope (points/day), weekday profile [7, n] and
+    the learned cleanup peak and post/pre ratio (NaN where none is used)."""
 
     level: np.ndarray
     slope: np.ndarray
     profile: np.ndarray
+    peak: np.ndarray | None = None
+    ratio: np.ndarray | None = None
 
 
 def _grid(series: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
@@ -116,9 +133,79 @@ def _damped_steps(horizons: np.ndarray, phi: float) -> np.ndarray:
     return phi * (1 - phi**h) / (1 - phi)
 
 
+def _cleanups(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per series of ``y`` (days x n), the learned cleanup peak and post/pre ratio, NaN where the
+    history shows no consistent cleanup level (see the module docstring)."""
+    filled = pd.DataFrame(y).ffill().to_numpy()  # a drop across a gap counts on its first day
+    pre, post = filled[:-1], filled[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = post / pre
+        # The level must stay down for the next days: the max of the following days, not the
+        # next one alone, separates a cleanup from a one-day dip.
+        after = (
+            pd.DataFrame(filled[::-1])
+            .rolling(CLEANUP_HOLD_DAYS, min_periods=1)
+            .max()
+            .to_numpy()[::-1][1:]
+        )
+        drop = (
+            (pre - post >= CLEANUP_MIN_POINTS)
+            & (ratio <= CLEANUP_MAX_RATIO)
+            & (after <= pre * CLEANUP_MAX_RATIO)
+        )
+    peak = np.full(y.shape[1], np.nan)
+    learned_ratio = np.full(y.shape[1], np.nan)
+    highest = _nan_reduce("nanmax", y)
+    for j in np.flatnonzero(drop.sum(axis=0) >= CLEANUP_MIN_DROPS):
+        days = np.flatnonzero(drop[:, j])
+        top = pre[days, j].max()
+        # A disk cleaned at its alert level never got above it: the level is the highest value
+        # the series reached, and drops lower down are ad hoc purges that happened to start alike.
+        near = days[pre[days, j] >= top - CLEANUP_PEAK_TOLERANCE]
+        ratios = ratio[near, j]
+        if (
+            len(near) >= CLEANUP_MIN_DROPS
+            and highest[j] <= top + CLEANUP_PEAK_TOLERANCE
+            and ratios.max() - ratios.min() <= CLEANUP_RATIO_SPREAD
+        ):
+            peak[j] = top
+            learned_ratio[j] = np.median(ratios)
+    return peak, learned_ratio
+
+
+def _with_cleanups(state: _State, peak: np.ndarray, ratio: np.ndarray) -> _State:
+    """``state`` with the cleanup level where it is learned and the series has not already
+    outgrown it (a disk above its old peak has a new policy, or none)."""
+    usable = np.isfinite(peak) & (state.level <= peak + CLEANUP_PEAK_TOLERANCE)
+    return _State(
+        state.level,
+        state.slope,
+        state.profile,
+        np.where(usable, peak, np.nan),
+        np.where(usable, ratio, np.nan),
+    )
+
+
 def _forecast(state: _State, horizons: np.ndarray, weekdays: np.ndarray, phi: float) -> np.ndarray:
     """[len(horizons), n] clipped forecasts."""
     trend = state.level[None, :] + _damped_steps(horizons, phi)[:, None] * state.slope[None, :]
+    cleaned = np.flatnonzero(np.isfinite(state.peak)) if state.peak is not None else []
+    if len(cleaned) and len(horizons):
+        # Walk the damped path day by day and cut it by the ratio each time it passes the peak.
+        # The cuts add up as an offset on the closed form, so a path that never reaches its
+        # peak, like every series without a cleanup level, is exactly the closed form above.
+        steps = np.arange(1, int(np.max(horizons)) + 1)
+        path = (
+            state.level[cleaned][None, :]
+            + _damped_steps(steps, phi)[:, None] * state.slope[cleaned][None, :]
+        )
+        peak, ratio = state.peak[cleaned], state.ratio[cleaned]
+        offset = np.zeros(len(cleaned))
+        for k in range(len(steps)):
+            x = path[k] - offset
+            offset = np.where(x > peak, offset + x * (1 - ratio), offset)
+            path[k] -= offset
+        trend[:, cleaned] = path[np.asarray(horizons, dtype=int) - 1]
     return np.clip(trend + state.profile[weekdays], 0.0, 100.0)
 
 
@@ -131,10 +218,12 @@ def _seasonal_naive_scale(y: np.ndarray) -> np.ndarray:
 
 def select_config(
     y: np.ndarray, weekday: np.ndarray, horizon_days: int
-) -> tuple[tuple[int, int, float], dict[tuple[int, int, float], float]]:
-    """The (level_days, slope_days, phi) with the lowest mean MASE over series on rolling
-    origins inside ``y`` (days x n); every scored day is inside ``y``. Returns the choice and
-    every candidate's score (empty when the history is too short to select on)."""
+) -> tuple[Config, dict[Config, float]]:
+    """The (level_days, slope_days, phi, cleanups) with the lowest mean MASE over series on
+    rolling origins inside ``y`` (days x n); every scored day is inside ``y``, and the cleanup
+    levels at each origin are learned from the days up to it. Returns the choice and every
+    candidate's score (empty when the history is too short to select on); on a tie the
+    candidate without cleanups wins."""
     n_days = len(y)
     horizon = min(horizon_days, SELECTION_HORIZON)
     latest = n_days - 1 - horizon
@@ -144,10 +233,12 @@ def select_config(
         return DEFAULT_CONFIG, {}
     scale = _seasonal_naive_scale(y)
     steps = np.arange(1, horizon + 1)
-    totals: dict[tuple[int, int, float], list[float]] = {}
+    totals: dict[Config, list[float]] = {}
     for origin in origins:
         past, past_weekday = y[: origin + 1], weekday[: origin + 1]
         actual = y[origin + 1 : origin + 1 + horizon]
+        future_weekday = weekday[origin + 1 : origin + 1 + horizon]
+        peak, ratio = _cleanups(past)
         for level_days, slope_days in itertools.product(LEVEL_DAYS, SLOPE_DAYS):
             # The state without damping is shared by every phi > 0 (phi only scales the slope).
             base = _state(past, past_weekday, level_days, slope_days, 1.0)
@@ -156,11 +247,14 @@ def select_config(
                 np.zeros_like(base.slope),
                 base.profile,
             )
-            for phi in DAMPING:
-                state = flat if phi == 0 else base
-                predicted = _forecast(state, steps, weekday[origin + 1 : origin + 1 + horizon], phi)
+            cut = _with_cleanups(base, peak, ratio)
+            for phi, cleanups in itertools.product(DAMPING, (False, True)):
+                if phi == 0 and cleanups:
+                    continue  # a flat path never reaches a peak it is not already above
+                state = flat if phi == 0 else cut if cleanups else base
+                predicted = _forecast(state, steps, future_weekday, phi)
                 error = _nan_reduce("nanmean", np.abs(actual - predicted)) / scale
-                totals.setdefault((level_days, slope_days, phi), []).append(
+                totals.setdefault((level_days, slope_days, phi, cleanups), []).append(
                     float(np.nanmean(error))
                 )
     scores = {config: float(np.mean(values)) for config, values in totals.items()}
@@ -174,7 +268,7 @@ class RobustTrendModel:
 
     def __init__(self, *, horizon_days: int = 120) -> None:
         self.horizon_days = horizon_days
-        self.configs_: dict[str, tuple[int, int, float]] = {}
+        self.configs_: dict[str, Config] = {}
         self.states_: dict[str, tuple[np.ndarray, pd.Timestamp, _State]] = {}
 
     def fit(self, history: pd.DataFrame, servers: pd.DataFrame | None = None) -> Self:
@@ -186,17 +280,24 @@ class RobustTrendModel:
             dates, server_ids, y = _grid(series)
             weekday = dates.day_of_week.to_numpy()
             config, scores = select_config(y, weekday, self.horizon_days)
-            level_days, slope_days, phi = config
+            level_days, slope_days, phi, cleanups = config
             state = _state(y, weekday, level_days, slope_days, phi)
+            learned = _with_cleanups(state, *_cleanups(y))
+            n_learned = int(np.isfinite(learned.peak).sum())
+            if cleanups:
+                state = learned
             self.configs_[str(metric)] = config
             self.states_[str(metric)] = (server_ids, dates[-1], state)
             logger.info(
-                "robust_trend %s: %d series, level %d d, slope %d d, phi %.2f (inner MASE %s) in %.2f s",
+                "robust_trend %s: %d series, level %d d, slope %d d, phi %.2f, "
+                "learned cleanup level on %d series (%s) (inner MASE %s) in %.2f s",
                 metric,
                 len(server_ids),
                 level_days,
                 slope_days,
                 phi,
+                n_learned,
+                "used" if cleanups else "not used: no better on inner origins",
                 f"{scores[config]:.3f}" if scores else "n/a: short history, default",
                 time.perf_counter() - started,
             )
