@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/forecast_accuracy.py                # 200 servers, 90-day holdout
     .venv/bin/python benchmarks/forecast_accuracy.py --servers 50 --models seasonal_naive,gradient_boosting
+    .venv/bin/python benchmarks/forecast_accuracy.py --backtest-step-days 91   # origins a season apart
 
 The last ``--holdout`` days are cut off. On the rest, the same rolling-origin backtest as
 stage 04 calibrates the intervals and picks a champion per series; then every model is fitted
@@ -38,6 +39,8 @@ def main() -> None:
         "--models", default="seasonal_naive,robust_trend,prophet,random_forest,gradient_boosting"
     )
     parser.add_argument("--n-jobs", type=int, default=-1)
+    parser.add_argument("--backtest-origins", type=int, default=3)
+    parser.add_argument("--backtest-step-days", type=int, default=28)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -45,7 +48,11 @@ def main() -> None:
         {
             "run": {"seed": args.seed},
             "data": {"synthetic": {"n_servers": args.servers, "days": args.days}},
-            "models": {"enabled": args.models.split(",")},
+            "models": {
+                "enabled": args.models.split(","),
+                "backtest_origins": args.backtest_origins,
+                "backtest_step_days": args.backtest_step_days,
+            },
             "forecast": {"horizon_days": max(90, args.holdout)},
             "compute": {"n_jobs": args.n_jobs},
         }

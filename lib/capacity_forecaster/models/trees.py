@@ -471,17 +471,23 @@ class TreeModel:
 
 
 class RandomForestModel(TreeModel):
-    """RandomForest, kept affordable: bounded depth and a row subsample per tree."""
+    """RandomForest, kept affordable: few, bounded trees, each on a row subsample.
+
+    20 trees on 10,000 rows each cost a quarter of 40 on 20,000 and forecast as well: on the
+    accuracy benchmark (200 servers, 90-day holdout) MASE 2.599 against 2.589, median 1.131
+    against 1.117, coverage 0.809 against 0.809. Gradient boosting, by contrast, lost accuracy
+    when cut the same way (fewer rows or fewer iterations), so it keeps its size.
+    """
 
     name = "random_forest"
 
     def _estimator(self, n_rows: int) -> RandomForestRegressor:
         return RandomForestRegressor(
-            n_estimators=40,
+            n_estimators=20,
             max_depth=14,
             min_samples_leaf=20,
             max_features=0.5,
-            max_samples=min(1.0, 20_000 / max(n_rows, 1)),
+            max_samples=min(1.0, 10_000 / max(n_rows, 1)),
             n_jobs=self.n_jobs,
             random_state=self.seed,
         )
