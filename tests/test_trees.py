@@ -265,3 +265,19 @@ def test_check_roundtrip_rejects_another_models_bytes(fitted: TreeModel, fleet) 
     other = _model(type(fitted), seed=1).fit(history.assign(value=history["value"] * 0.5), servers)
     with pytest.raises(StageCheckError, match=fitted.name):
         check_roundtrip(fitted.name, fitted, other.to_bytes(), dates)
+
+
+def test_gradient_boosting_fits_metrics_in_workers_exactly_as_in_process() -> None:
+    """Metrics fitted side by side in worker processes give the in-process model, bit for bit."""
+    metrics, servers = generate_fleet(SyntheticParams(n_servers=3, days=200), seed=2)
+    history, _ = build_features(metrics, servers, FeatureParams())
+    history = history[["server_id", "metric", "date", "value"]]
+    dates = _after(history["date"].max(), HORIZON)
+
+    def fit(n_jobs: int) -> pd.DataFrame:
+        model = GradientBoostingModel(horizon_days=HORIZON, max_rows=2000, n_jobs=n_jobs, seed=3)
+        return model.fit(history, servers).predict(dates)
+
+    in_process, in_workers = fit(1), fit(2)
+    assert set(in_workers["metric"]) == {"cpu_p95", "mem_p95", "disk_p95"}
+    pd.testing.assert_frame_equal(in_workers, in_process)

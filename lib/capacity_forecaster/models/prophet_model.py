@@ -58,6 +58,12 @@ PUBLIC_HOLIDAY = "public_holiday"
 YEARLY_FOURIER_ORDER = 6
 N_CHANGEPOINTS = 15
 FIT_ALGORITHMS = ("LBFGS", "BFGS", "Newton")  # tried in order when Stan stops abnormally
+# Stan's (L-)BFGS stops when the relative gradient falls below this times machine epsilon
+# (Stan's default 1e7). 1e9 costs 18 % less CPU per fit (0.089 s against 0.108 s median, 20
+# servers x 3 metrics) and forecasts as well: Prophet's holdout MASE on the accuracy benchmark
+# was 3.218 against 3.247 (median 1.190 against 1.188); forecasts moved by 0.14 points on
+# average. 1e10 moved them 0.38 points, so it was not taken.
+TOL_REL_GRAD = 1e9
 _MAX_CHUNK = 64  # series per joblib task: amortises process overhead, keeps progress smooth
 _MIN_PARALLEL_DECODE = 48  # below this many models, decoding in-process is faster
 _FORMAT = "capacity_forecaster.prophet"
@@ -578,7 +584,8 @@ def _fit_one(series: _Series, holidays: pd.DataFrame, settings: _FitSettings) ->
             )
         model.stan_backend.set_options(newton_fallback=False)
         try:
-            model.fit(history, algorithm=algorithm)
+            tolerance = {"tol_rel_grad": TOL_REL_GRAD} if algorithm != "Newton" else {}
+            model.fit(history, algorithm=algorithm, **tolerance)
             break
         except RuntimeError:
             if algorithm == FIT_ALGORITHMS[-1]:
