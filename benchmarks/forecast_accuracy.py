@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=-1)
     parser.add_argument("--backtest-origins", type=int, default=3)
     parser.add_argument("--backtest-step-days", type=int, default=28)
+    parser.add_argument("--per-series", default="", help="write per-series scores to this CSV")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -130,6 +131,14 @@ def main() -> None:
     )
     print("\nMASE (mean over series) by metric:")
     print(by_metric.round(3).to_string())
+    per_series["beats_baseline"] = per_series["mase"] < per_series["baseline"]
+    beats = per_series.pivot_table(
+        index="model", columns="metric", values="beats_baseline", aggfunc="mean"
+    )
+    print("\nshare of series beating seasonal-naive, by metric:")
+    print(beats.round(3).to_string())
+    if args.per_series:
+        per_series.to_csv(args.per_series, index=False)
     print("\nchampions:", champions["champion"].value_counts().to_dict())
 
 
