@@ -352,8 +352,9 @@ class ProphetModel:
     ) -> dict[str | None, pd.DataFrame]:
         """One holidays frame (ds, holiday) per country, built once per fit.
 
-        Public holidays (as ``public_holiday``) plus the ``quarter_end`` window, from the earliest history date to
-        ``HOLIDAY_HORIZON_DAYS`` past the latest; each series later takes its own slice.
+        Public holidays (as ``public_holiday``) plus the ``quarter_end`` window, from the earliest
+        history date to ``HOLIDAY_HORIZON_DAYS`` past the latest; each series later takes its
+        own slice.
         """
         start = pd.Timestamp(first).normalize()
         end = pd.Timestamp(last).normalize() + pd.Timedelta(days=HOLIDAY_HORIZON_DAYS)
