@@ -269,6 +269,45 @@ def test_shared_design_falls_back_to_prophet_when_it_differs(
     assert "differs from Prophet.predict" in caplog.text
 
 
+def test_fits_on_the_same_dates_share_their_design_and_fit_as_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from capacity_forecaster.models import prophet_model
+
+    early = END - pd.Timedelta(days=10)
+    frames = [
+        _series("srv-0", "cpu_p95", _weekly(120, seed=0)),
+        _series("srv-1", "cpu_p95", _weekly(150, seed=1)),  # same country, longer
+        _series("srv-1", "mem_p95", _weekly(150, seed=2) - 10.0),  # same dates as srv-1 cpu
+        _series("srv-2", "cpu_p95", _weekly(400, seed=3)),  # yearly, DE
+        _series("srv-2", "mem_p95", _weekly(400, seed=4) - 10.0),
+        _series("srv-3", "cpu_p95", _weekly(400, seed=5, end=early), end=early),  # shifted
+    ]
+    servers = pd.DataFrame(
+        {"server_id": [f"srv-{i}" for i in range(4)], "country": ["US", "US", "DE", "DE"]}
+    )
+    designs = []
+    own_design = Prophet.make_all_seasonality_features
+    monkeypatch.setattr(
+        Prophet,
+        "make_all_seasonality_features",
+        lambda self, df: designs.append(1) or own_design(self, df),
+    )
+    monkeypatch.setattr(prophet_model, "_chunks", lambda items, n_workers: [items])
+    model = ProphetModel(n_jobs=1, progress=False).fit(pd.concat(frames), servers)
+    monkeypatch.undo()
+    # Six series, four distinct (country, yearly, dates): srv-1's and srv-2's metrics share.
+    assert len(designs) == 4
+    for frame in frames:
+        server_id, metric = frame["server_id"].iloc[0], frame["metric"].iloc[0]
+        alone = ProphetModel(n_jobs=1, progress=False).fit(frame, servers)
+        shared, own = model.prophet_for(server_id, metric), alone.prophet_for(server_id, metric)
+        assert shared.shared_designs is None  # the cache does not travel with the model
+        assert list(shared.train_holiday_names) == list(own.train_holiday_names)
+        for name, values in own.params.items():
+            np.testing.assert_array_equal(shared.params[name], values, err_msg=name)
+
+
 def test_stan_data_is_written_by_ujson() -> None:
     """stanio silently falls back to a pure-Python JSON encoder without ujson (14 % more CPU
     per Prophet fit); the dependency must stay installed and new enough for stanio to use it."""

@@ -17,20 +17,22 @@ returns its last observed value on every date (flat), so every series still gets
 Fitting runs in chunks of series on joblib's loky backend. Models come back from the workers
 as pickled Prophet objects (under 1 ms each, against ~20 ms for a JSON round trip); ``to_bytes`` writes
 gzip-compressed JSON lines and ``from_bytes`` keeps each model as its JSON text until the
-first ``predict``, which decodes it in the workers. Predicting builds the seasonal and holiday
-design matrix once per group of models that share it (``_predict_many``) instead of once per
-model, as ``Prophet.predict`` would. No file I/O here: bytes in, bytes out.
+first ``predict``, which decodes it in the workers. Fitting and predicting build the seasonal
+and holiday design matrix once per group of series that share it (``_SharedDesignProphet`` in
+each worker's chunk, ``_predict_many``) instead of once per model, as Prophet would. No file
+I/O here: bytes in, bytes out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import gzip
 import json
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -204,6 +206,9 @@ class ProphetModel:
         settings = self._fit_settings = _FitSettings(YEARLY_FOURIER_ORDER, N_CHANGEPOINTS)
         last_values = {(s.server_id, s.metric): float(s.y[-1]) for s in to_fit}
         n_workers = self._workers(len(to_fit))
+        # Series that can share a training design (same country, yearly flag and dates) go to
+        # the same chunks, where _fit_chunk builds that design once.
+        to_fit.sort(key=lambda s: (s.country or "", s.yearly, s.ds[0], len(s.ds), s.ds[-1]))
         chunks = _chunks(to_fit, n_workers)
         calls = (
             joblib.delayed(_fit_chunk)(
@@ -559,19 +564,64 @@ def _quiet_stan() -> Iterator[None]:
         prophet.setLevel(saved[2])
 
 
-def _fit_one(series: _Series, holidays: pd.DataFrame, settings: _FitSettings) -> Prophet:
+class _SharedDesignProphet(Prophet):
+    """A Prophet whose fit can borrow its training design matrix from an identical earlier fit.
+
+    ``Prophet.fit`` builds the seasonal and holiday features of its training dates
+    (``make_all_seasonality_features``): 14 ms of a 53 ms fit, in pandas and a Python loop over
+    the holiday rows. Series built with the same settings and holidays on the same dates get
+    exactly the same matrix, so ``_fit_chunk`` keeps one per ``design_key`` in
+    ``shared_designs`` and lends copies to the other fits. Only the fit's call is shared
+    (``train_holiday_names`` is still unset then); predicting builds its own, as Prophet does.
+    A fitted one is saved and loaded back as a plain Prophet.
+    """
+
+    def __init__(
+        self, *, shared_designs: dict[Hashable, Any] | None, design_key: Hashable, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.shared_designs = shared_designs
+        self.design_key = design_key
+
+    def make_all_seasonality_features(
+        self, df: pd.DataFrame
+    ) -> tuple[pd.DataFrame, list[float], pd.DataFrame, dict[str, list[str]]]:
+        shared = self.shared_designs
+        if shared is None or self.train_holiday_names is not None:
+            return super().make_all_seasonality_features(df)
+        if self.design_key not in shared:
+            design = super().make_all_seasonality_features(df)
+            shared[self.design_key] = (design, self.train_holiday_names)
+            return design
+        (features, prior_scales, component_cols, modes), holiday_names = shared[self.design_key]
+        # The fit's call also records the holiday names it saw; predicting relies on them.
+        self.train_holiday_names = None if holiday_names is None else holiday_names.copy()
+        return features.copy(), list(prior_scales), component_cols.copy(), copy.deepcopy(modes)
+
+
+def _fit_one(
+    series: _Series,
+    holidays: pd.DataFrame,
+    settings: _FitSettings,
+    shared_designs: dict[Hashable, Any] | None = None,
+) -> Prophet:
     """Fit one Prophet; holidays are sliced to this series' span (plus the forecast horizon).
 
     Stan's L-BFGS occasionally stops on a failed line search (about 1 % of our fits). Prophet
     then falls back to Newton, which takes 1-3 s instead of 0.1 s; BFGS from the same start
     nearly always succeeds in ~0.1 s, so it is tried first and Newton only last.
+    ``shared_designs`` (see ``_SharedDesignProphet``) lets series on the same dates share
+    their training design; the key is everything the design depends on here.
     """
     end = series.ds[-1] + np.timedelta64(HOLIDAY_HORIZON_DAYS, "D")
     ds = holidays["ds"].to_numpy()
     own = holidays[(ds >= series.ds[0]) & (ds <= end)].reset_index(drop=True)
     history = pd.DataFrame({"ds": series.ds, "y": series.y})
+    design_key = (series.country, series.yearly, settings, series.ds.tobytes())
     for algorithm in FIT_ALGORITHMS:
-        model = Prophet(
+        model = _SharedDesignProphet(
+            shared_designs=shared_designs,
+            design_key=design_key,
             growth="linear",
             n_changepoints=settings.n_changepoints,
             # Yearly is added below as the same Fourier seasonality Prophet's built-in one uses
@@ -594,9 +644,11 @@ def _fit_one(series: _Series, holidays: pd.DataFrame, settings: _FitSettings) ->
         except RuntimeError:
             if algorithm == FIT_ALGORITHMS[-1]:
                 raise
-    # Only params, history and settings are needed to predict; the Stan handles are not.
+    # Only params, history and settings are needed to predict; the Stan handles and the
+    # shared designs are not (and must not travel back with the model).
     model.stan_fit = None
     model.stan_backend = None
+    model.shared_designs = model.design_key = None
     return model
 
 
@@ -605,10 +657,11 @@ def _fit_chunk(
 ) -> list[tuple[str, str, Prophet | None, str | None]]:
     """Worker task: fit a chunk of series; a failed fit returns its error text instead."""
     out: list[tuple[str, str, Prophet | None, str | None]] = []
+    shared_designs: dict[Hashable, Any] = {}
     with _quiet_stan():
         for series in chunk:
             try:
-                model = _fit_one(series, holidays[series.country], settings)
+                model = _fit_one(series, holidays[series.country], settings, shared_designs)
             except Exception as exc:  # one bad series must not sink the fleet: flat fallback
                 out.append((series.server_id, series.metric, None, f"{type(exc).__name__}: {exc}"))
             else:
