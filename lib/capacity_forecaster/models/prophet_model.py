@@ -592,10 +592,10 @@ class _SharedDesignProphet(Prophet):
         if self.design_key not in shared:
             design = super().make_all_seasonality_features(df)
             shared[self.design_key] = (design, self.train_holiday_names)
-            return design
         (features, prior_scales, component_cols, modes), holiday_names = shared[self.design_key]
         # The fit's call also records the holiday names it saw; predicting relies on them.
         self.train_holiday_names = None if holiday_names is None else holiday_names.copy()
+        # Copies, so that no fit can change what the next one borrows.
         return features.copy(), list(prior_scales), component_cols.copy(), copy.deepcopy(modes)
 
 
