@@ -36,6 +36,11 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=90)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--end-date",
+        default="",
+        help="last day of the synthetic fleet (default: params' end_date); moves the holdout's season",
+    )
+    parser.add_argument(
         "--models", default="seasonal_naive,robust_trend,prophet,random_forest,gradient_boosting"
     )
     parser.add_argument("--n-jobs", type=int, default=-1)
@@ -48,7 +53,13 @@ def main() -> None:
     params = parse_params(
         {
             "run": {"seed": args.seed},
-            "data": {"synthetic": {"n_servers": args.servers, "days": args.days}},
+            "data": {
+                "synthetic": {
+                    "n_servers": args.servers,
+                    "days": args.days,
+                    **({"end_date": args.end_date} if args.end_date else {}),
+                }
+            },
             "models": {
                 "enabled": args.models.split(","),
                 "backtest_origins": args.backtest_origins,

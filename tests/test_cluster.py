@@ -388,12 +388,50 @@ def test_repeated_labels_are_made_unique() -> None:
     cluster.check_clusters(clustered, info, 6, 40)
 
 
+def test_k_under_two_is_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="k must be at least 2"):
+        cluster.cluster_servers(archetype_features(), k=1, seed=0)
+
+
 @pytest.mark.parametrize(
-    ("k", "message"), [(1, "k must be at least 2"), (41, "more than the 40 servers")]
-)
-def test_bad_k_is_refused_clearly(k: int, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        cluster.cluster_servers(archetype_features(), k=k, seed=0)
+    ("per_group", "duplicate", "k", "made", "says"),
+    [
+        pytest.param(1, False, 6, 4, "the fleet has only 4 servers: 4 clusters", id="fewer-servers"),
+        pytest.param(2, True, 6, 4, "only 4 distinct server profiles", id="fewer-profiles"),
+    ],
+)  # fmt: skip
+def test_a_fleet_smaller_than_k_gets_as_many_clusters_as_it_has_profiles(
+    per_group: int, duplicate: bool, k: int, made: int, says: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    features = archetype_features(per_group=per_group)
+    if duplicate:  # the second server of each group is a copy of the first under a new name
+        copies = features.iloc[::2].copy()
+        features = pd.concat(
+            [features.iloc[::2], copies.assign(server_id=copies["server_id"] + "b")]
+        )
+    with caplog.at_level("WARNING", logger="capacity_forecaster.cluster"):
+        clustered, info = cluster.cluster_servers(features, k=k, seed=0)
+    assert (info["k"], info["k_requested"]) == (made, k)
+    assert says in info["k_note"] and says in caplog.text
+    assert clustered["cluster"].nunique() == made and len(clustered) == len(features)
+    cluster.check_clusters(clustered, info, k, len(features))
+
+
+def test_a_single_server_is_one_cluster_with_a_reason() -> None:
+    features = archetype_features(per_group=1).head(1)
+    clustered, info = cluster.cluster_servers(features, k=4, seed=0)
+    assert info["k"] == 1 and info["k_note"].endswith("only 1 server: 1 cluster")
+    assert info["silhouette"] == 0.0 and info["sizes"] == {0: 1}
+    assert clustered[["pc1", "pc2"]].to_numpy().tolist() == [[0.0, 0.0]]
+    cluster.check_clusters(clustered, info, 4, 1)
+
+
+def test_check_clusters_wants_a_reason_for_fewer_clusters_than_requested() -> None:
+    clustered, info = cluster.cluster_servers(archetype_features(), k=4, seed=0)
+    with pytest.raises(StageCheckError, match="3 clusters made of the 4 requested, with no reason"):
+        cluster.check_clusters(clustered, {**info, "k": 3}, 4, 40)
+    with pytest.raises(StageCheckError, match="5 clusters made, expected 1 to 4"):
+        cluster.check_clusters(clustered, {**info, "k": 5}, 4, 40)
 
 
 def test_silhouette_in_range_even_for_one_server_per_cluster() -> None:

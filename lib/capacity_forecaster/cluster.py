@@ -196,11 +196,18 @@ def _label_centroids(centroids: pd.DataFrame, fleet: pd.DataFrame) -> list[str]:
 def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataFrame, dict]:
     """K-Means on the standardised features; clusters numbered and labelled from centroids.
 
+    A fleet with fewer distinct server profiles than ``k`` (a small own-data fleet, a single
+    server) gets as many clusters as it has profiles, with a warning, rather than no clusters:
+    the rest of the run (right-sizing, consolidation, the report) does not depend on them.
+    ``info["k"]`` is the number used, ``info["k_requested"]`` the one asked for and
+    ``info["k_note"]`` says why they differ ("" when they do not).
+
     Returns one row per server (server_id, cluster, cluster_label, the features, pc1/pc2 of a
-    2-D PCA for a scatter) and info: silhouette (0 when every cluster is a single server, the
-    usual convention), inertia, sizes, labels and centroids in original units. Cluster 0 is
-    the centroid with the lowest CPU P95 (ties: memory, then growth), so numbers and labels do
-    not depend on row order. Missing feature values are filled with the fleet median.
+    2-D PCA for a scatter) and info: silhouette (0 when there is a single cluster or every
+    cluster is a single server: no separation to measure, the usual convention), inertia,
+    sizes, labels and centroids in original units. Cluster 0 is the centroid with the lowest
+    CPU P95 (ties: memory, then growth), so numbers and labels do not depend on row order.
+    Missing feature values are filled with the fleet median.
     """
     frame = _with_server_column(features)
     missing = [c for c in FEATURE_COLUMNS if c not in frame.columns]
@@ -209,11 +216,8 @@ def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataF
     n = len(frame)
     if k < 2:
         raise ValueError(f"k must be at least 2 clusters, got k={k}")
-    if k > n:
-        raise ValueError(
-            f"cluster.k={k} clusters is more than the {n} server{'s' * (n != 1)} to cluster: "
-            "lower cluster.k"
-        )
+    if n == 0:
+        raise ValueError("no servers to cluster")
     if frame["server_id"].duplicated().any():
         raise ValueError("features have more than one row for some server_id")
     # A fixed row order makes K-Means (and so every answer) independent of the input order.
@@ -225,11 +229,17 @@ def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataF
             int(values.isna().sum().sum()),
         )
         values = values.fillna(values.median()).fillna(0.0)
+    requested, note = k, ""
     distinct = len(values.drop_duplicates())
     if distinct < k:
-        raise ValueError(
-            f"cluster.k={k} clusters but only {distinct} distinct server profiles: lower cluster.k"
+        k = distinct
+        what = (
+            f"{n} server{'s' * (n != 1)}"
+            if distinct == n
+            else f"{distinct} distinct server profiles"
         )
+        note = f"cluster.k={requested} but the fleet has only {what}: {k} cluster{'s' * (k != 1)}"
+        logger.warning("07_cluster: %s", note)
 
     scaler = StandardScaler()
     scaled = scaler.fit_transform(values.to_numpy())
@@ -250,11 +260,16 @@ def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataF
     names = _label_centroids(centroids, values)
     sizes = np.bincount(cluster, minlength=k)
 
-    # With every cluster a single server (k == n) s(i) = 0 by convention.
-    silhouette = float(silhouette_score(scaled, cluster)) if k < n else 0.0
+    # One cluster, or every cluster a single server (k == n): s(i) = 0 by convention.
+    silhouette = float(silhouette_score(scaled, cluster)) if 1 < k < n else 0.0
     if not math.isfinite(silhouette):
         silhouette = 0.0
-    coords = PCA(n_components=2, random_state=seed).fit_transform(scaled)
+    coords = np.zeros((n, 2))
+    if n > 1:
+        components = min(2, n, scaled.shape[1])
+        coords[:, :components] = PCA(n_components=components, random_state=seed).fit_transform(
+            scaled
+        )
 
     clustered = pd.DataFrame(
         {
@@ -268,6 +283,8 @@ def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataF
     clustered["pc2"] = coords[:, 1]
     info = {
         "k": k,
+        "k_requested": requested,
+        "k_note": note,
         "seed": seed,
         "features": list(FEATURE_COLUMNS),
         "silhouette": silhouette,
@@ -295,8 +312,16 @@ def cluster_servers(features: pd.DataFrame, k: int, seed: int) -> tuple[pd.DataF
 
 
 def check_clusters(clustered: pd.DataFrame, info: dict, k: int, n_servers: int) -> None:
-    """Post-conditions of the clusters; raises StageCheckError saying what failed."""
+    """Post-conditions of the clusters (``k`` requested, at most that many made); raises
+    StageCheckError saying what failed."""
     problems = []
+    made = info.get("k")
+    if not isinstance(made, int) or not 1 <= made <= min(k, n_servers):
+        problems.append(f"{made!r} clusters made, expected 1 to {min(k, n_servers)}")
+        made = k
+    elif made < k and not info.get("k_note"):
+        problems.append(f"{made} clusters made of the {k} requested, with no reason given")
+    k = made
     ids = _with_server_column(clustered)["server_id"]
     if len(ids) != n_servers or ids.nunique() != n_servers:
         problems.append(
@@ -758,6 +783,7 @@ def recommendations(
     result = {
         "silhouette": None if silhouette is None else round(silhouette, 4),
         "k": int(clusters_info.get("k", len(clusters_info.get("labels", {})))),
+        "k_note": str(clusters_info.get("k_note", "")),
         "clusters": [
             {
                 "cluster": int(c["cluster"]),
