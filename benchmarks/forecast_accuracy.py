@@ -4,6 +4,11 @@
     .venv/bin/python benchmarks/forecast_accuracy.py                # 200 servers, 90-day holdout
     .venv/bin/python benchmarks/forecast_accuracy.py --servers 50 --models seasonal_naive,gradient_boosting
     .venv/bin/python benchmarks/forecast_accuracy.py --backtest-step-days 91   # origins a season apart
+    .venv/bin/python benchmarks/forecast_accuracy.py --end-date 2025-09-30,2025-12-31,2026-03-31,2026-06-30
+
+``--end-date`` moves the fleet's last day and so the holdout's season; several dates (one fleet
+each, the same seed) also print a table across them, because a 90-day holdout is one season
+and interval coverage in particular depends on which one.
 
 The last ``--holdout`` days are cut off. On the rest, the same rolling-origin backtest as
 stage 04 calibrates the intervals and picks a champion per series; then every model is fitted
@@ -38,7 +43,7 @@ def main() -> None:
     parser.add_argument(
         "--end-date",
         default="",
-        help="last day of the synthetic fleet (default: params' end_date); moves the holdout's season",
+        help="the fleet's last day (default: params' end_date); comma-separated for several runs",
     )
     parser.add_argument(
         "--models", default="seasonal_naive,robust_trend,prophet,random_forest,gradient_boosting"
@@ -50,6 +55,21 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    end_dates = [d.strip() for d in args.end_date.split(",") if d.strip()] or [""]
+    runs = []
+    for end_date in end_dates:
+        per_series, interval = evaluate_holdout(args, end_date)
+        runs.append(per_series)
+    scores = pd.concat(runs, ignore_index=True)
+    if len(runs) > 1:
+        print_across_holdouts(scores, interval)
+    if args.per_series:
+        scores.to_csv(args.per_series, index=False)
+
+
+def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFrame, float]:
+    """Backtest, fit, forecast and score one fleet's holdout; prints its tables and returns
+    the per-series scores (with the holdout's first and last day) and the interval level."""
     params = parse_params(
         {
             "run": {"seed": args.seed},
@@ -57,7 +77,7 @@ def main() -> None:
                 "synthetic": {
                     "n_servers": args.servers,
                     "days": args.days,
-                    **({"end_date": args.end_date} if args.end_date else {}),
+                    **({"end_date": end_date} if end_date else {}),
                 }
             },
             "models": {
@@ -148,9 +168,31 @@ def main() -> None:
     )
     print("\nshare of series beating seasonal-naive, by metric:")
     print(beats.round(3).to_string())
-    if args.per_series:
-        per_series.to_csv(args.per_series, index=False)
     print("\nchampions:", champions["champion"].value_counts().to_dict())
+    last = history["date"].max()
+    return per_series.assign(
+        holdout=f"{(cut + pd.Timedelta(days=1)).date()}..{last.date()}"
+    ), params.models.interval
+
+
+def print_across_holdouts(scores: pd.DataFrame, interval: float) -> None:
+    """Per model: mean MASE, share beating the baseline and coverage on each holdout, and
+    their mean over the holdouts (coverage also its lowest and highest)."""
+    per_holdout = scores.assign(beats=scores["mase"] < scores["baseline"]).pivot_table(
+        index="model", columns="holdout", values=["mase", "beats", "coverage"], aggfunc="mean"
+    )
+    for value, title in [
+        ("mase", "MASE (mean over series)"),
+        ("beats", "share of series beating seasonal-naive"),
+        ("coverage", f"{interval:.0%} interval coverage"),
+    ]:
+        table = per_holdout[value].copy()
+        table["mean"] = table.mean(axis=1)
+        if value == "coverage":
+            table["lowest"] = per_holdout[value].min(axis=1)
+            table["highest"] = per_holdout[value].max(axis=1)
+        print(f"\nacross holdouts, {title}:")
+        print(table.sort_values("mean", ascending=value == "mase").round(3).to_string())
 
 
 if __name__ == "__main__":
