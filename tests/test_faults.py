@@ -23,6 +23,7 @@ import pytest
 from capacity_forecaster.params import parse_params
 from capacity_forecaster.storage import open_run_storage
 from tests.conftest import PARAMS_DIR, PROJECT_ROOT
+from tests.processes import marked, new_marker, wait_for_none
 from tests.runner import run_all
 
 pytestmark = pytest.mark.e2e
@@ -53,23 +54,30 @@ def test_a_run_killed_mid_stage_leaves_nothing_that_looks_finished(tmp_path: Pat
     assert finished.returncode == 0, finished.stderr[-3000:]
     earlier = _digests(tmp_path / "earlier")
 
-    # The killed run: stopped (SIGKILL to its whole process group, kernel included) while
-    # 04_train is executing.
+    # The killed run: SIGKILL to run_all's process group while 04_train's kernel has its
+    # worker processes fitting (the kernel has a session of its own and goes when it finds
+    # its parent gone; the workers must go with it, not linger holding memory).
+    marker = new_marker()
     process = subprocess.Popen(
         [sys.executable, str(PROJECT_ROOT / "run_all.py"), "--params", CI, "--set", out,
          "--run-id", "killed", "--only", "01,02,03,04"],
         cwd=str(PROJECT_ROOT / "tests"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        start_new_session=True, env={**os.environ, **marker},
     )  # fmt: skip
     root = tmp_path / "killed"
     partial = root / "notebooks" / ".04_train.tmp.ipynb"
     deadline = time.monotonic() + 600
-    while not partial.exists() and process.poll() is None and time.monotonic() < deadline:
+    while (
+        process.poll() is None
+        and time.monotonic() < deadline
+        and not (partial.exists() and any("loky" in command for _, command in marked(marker)))
+    ):
         time.sleep(0.2)
     assert partial.exists(), "04_train never started"
-    time.sleep(2)  # well inside the backtest
+    time.sleep(1)  # the workers are fitting
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
+    assert wait_for_none(marker, 30) == []  # kernel, workers and their helpers all gone
 
     assert not (root / "manifest.json").exists()  # the run did not finish, and says so
     assert not (root / "notebooks" / "04_train.ipynb").exists()  # only the hidden partial

@@ -44,6 +44,7 @@ from prophet.serialize import model_from_json, model_to_json
 from tqdm.auto import tqdm
 
 from capacity_forecaster.calendar import country_for_region, holiday_table, quarter_end_window
+from capacity_forecaster.workers import watched
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class ProphetModel:
         to_fit.sort(key=lambda s: (s.country or "", s.yearly, s.ds[0], len(s.ds), s.ds[-1]))
         chunks = _chunks(to_fit, n_workers)
         calls = (
-            joblib.delayed(_fit_chunk)(
+            joblib.delayed(watched(_fit_chunk))(
                 chunk, {s.country: frames[s.country] for s in chunk}, settings
             )
             for chunk in chunks
@@ -410,7 +411,9 @@ class ProphetModel:
         parallel = joblib.Parallel(
             n_jobs=n_workers, backend="loky", return_as="generator_unordered"
         )
-        calls = (joblib.delayed(_decode_chunk)(chunk) for chunk in _chunks(pending, n_workers))
+        calls = (
+            joblib.delayed(watched(_decode_chunk))(chunk) for chunk in _chunks(pending, n_workers)
+        )
         with tqdm(
             total=len(pending),
             desc="prophet load",

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from capacity_forecaster import calendar
 from capacity_forecaster.models import PREDICTION_COLUMNS
+from capacity_forecaster.workers import watched
 
 logger = logging.getLogger(__name__)
 
@@ -519,7 +520,7 @@ class GradientBoostingModel(TreeModel):
             return super()._fit_estimators(pending)
         parallel = joblib.Parallel(n_jobs=n_workers, backend="loky")
         results = parallel(
-            joblib.delayed(_fit_one_thread)(entry.estimator, X, y)
+            joblib.delayed(watched(_fit_one_thread))(entry.estimator, X, y)
             for entry, X, y in pending.values()
         )
         fitted = {}
