@@ -8,7 +8,12 @@ import pytest
 
 from capacity_forecaster.errors import StageCheckError
 from capacity_forecaster.models import PREDICTION_COLUMNS, check_roundtrip, load_model, make_model
-from capacity_forecaster.models.trend import RobustTrendModel, _forecast, select_config
+from capacity_forecaster.models.trend import (
+    RobustTrendModel,
+    _forecast,
+    select_config,
+    sharp_drops,
+)
 
 START = pd.Timestamp("2026-01-05")  # a Monday
 WEEKLY = np.array([1.0, 1.5, 1.5, 1.0, 0.0, -2.5, -2.5])  # sums to zero
@@ -186,6 +191,20 @@ def _cleanup_fleet(days: int) -> pd.DataFrame:
         ],
         ignore_index=True,
     )
+
+
+def test_sharp_drops_are_large_and_lasting() -> None:
+    level = np.full(40, 50.0)
+    y = np.column_stack([level.copy() for _ in range(4)])
+    y[10:, 0] = 40.0  # lasting: flagged on day 9 -> 10
+    y[10, 1] = 40.0  # a one-day dip: not a cleanup
+    y[10:, 2] = 48.0  # lasting, but 2 points: noise
+    y[10:, 3], y[9, 3] = 40.0, np.nan  # across a missing day: on the gap's first day
+    drops = sharp_drops(y)
+    assert drops.shape == (39, 4)
+    assert np.flatnonzero(drops[:, 0]).tolist() == [9]
+    assert not drops[:, 1].any() and not drops[:, 2].any()
+    assert np.flatnonzero(drops[:, 3]).tolist() == [9]
 
 
 def test_a_learned_cleanup_level_cuts_the_forecast_where_the_history_did() -> None:

@@ -133,13 +133,14 @@ def _damped_steps(horizons: np.ndarray, phi: float) -> np.ndarray:
     return phi * (1 - phi**h) / (1 - phi)
 
 
-def _cleanups(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per series of ``y`` (days x n), the learned cleanup peak and post/pre ratio, NaN where the
-    history shows no consistent cleanup level (see the module docstring)."""
-    filled = pd.DataFrame(y).ffill().to_numpy()  # a drop across a gap counts on its first day
+def sharp_drops(y: np.ndarray) -> np.ndarray:
+    """[days - 1, n] True where ``y`` (days x n) drops from one day to the next by at least
+    ``CLEANUP_MIN_POINTS`` and 8 % and stays down for ``CLEANUP_HOLD_DAYS`` days: a disk cleanup,
+    a memory restart. Row ``i`` is the drop from day ``i`` to day ``i + 1``; a drop across a gap
+    counts on the gap's first day."""
+    filled = pd.DataFrame(y).ffill().to_numpy()
     pre, post = filled[:-1], filled[1:]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = post / pre
         # The level must stay down for the next days: the max of the following days, not the
         # next one alone, separates a cleanup from a one-day dip.
         after = (
@@ -148,11 +149,21 @@ def _cleanups(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             .max()
             .to_numpy()[::-1][1:]
         )
-        drop = (
+        return (
             (pre - post >= CLEANUP_MIN_POINTS)
-            & (ratio <= CLEANUP_MAX_RATIO)
+            & (post / pre <= CLEANUP_MAX_RATIO)
             & (after <= pre * CLEANUP_MAX_RATIO)
         )
+
+
+def _cleanups(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per series of ``y`` (days x n), the learned cleanup peak and post/pre ratio, NaN where the
+    history shows no consistent cleanup level (see the module docstring)."""
+    filled = pd.DataFrame(y).ffill().to_numpy()
+    pre, post = filled[:-1], filled[1:]
+    drop = sharp_drops(y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = post / pre
     peak = np.full(y.shape[1], np.nan)
     learned_ratio = np.full(y.shape[1], np.nan)
     highest = _nan_reduce("nanmax", y)
