@@ -9,7 +9,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from capacity_forecaster.workers import watched
+from capacity_forecaster.workers import exit_with_parent, watched
 from tests.processes import marked, new_marker, wait_for_none
 
 # A parent that starts two loky workers through joblib, as the models do, writes their pids
@@ -18,7 +18,7 @@ PARENT = textwrap.dedent(
     """
     import os, sys, time
     import joblib
-    from capacity_forecaster.workers import watched
+    from capacity_forecaster.workers import exit_with_parent, watched
 
     def pid_after(seconds):
         time.sleep(seconds)
@@ -64,6 +64,7 @@ def test_unwatched_workers_outlive_their_parent_which_is_why_tasks_are_watched(
     assert workers & {pid for pid, _ in alive}, "loky's workers no longer outlive a killed parent"
 
 
-def test_a_task_run_in_the_calling_process_starts_no_watcher() -> None:
-    assert watched(os.getpid)() == os.getpid()
+def test_a_task_run_anywhere_but_in_a_child_starts_no_watcher() -> None:
+    assert watched(os.getpid)() == os.getpid()  # n_jobs=1: in the calling process
+    exit_with_parent(os.getpid() + 1_000_000)  # not our parent: another executor's worker
     assert not [t for t in threading.enumerate() if t.name == "exit-with-parent"]

@@ -6,7 +6,7 @@ workers do not: they were seen alive minutes later, holding ~180 MB each, with n
 send them work. ``watched(task)`` wraps a worker task so that the first call in each worker
 starts a daemon thread that ends the worker as soon as its parent is gone (the worker is
 re-parented, so ``os.getppid()`` changes). A task run in the calling process itself
-(``n_jobs=1``) starts nothing.
+(``n_jobs=1``), or anywhere but in a child of it, starts nothing.
 """
 
 from __future__ import annotations
@@ -50,16 +50,16 @@ def watched(task: Callable[P, R]) -> Callable[P, R]:
 
 def exit_with_parent(parent_pid: int) -> None:
     """In a child of ``parent_pid``: end this process once ``parent_pid`` is no longer its
-    parent. Does nothing in ``parent_pid`` itself or if already watching."""
-    if os.getpid() == parent_pid:
+    parent. Does nothing anywhere else (``parent_pid`` itself, or a process that is not its
+    child, such as another executor's worker, which is not ours to end) or if already
+    watching."""
+    if os.getppid() != parent_pid:
         return
     with _watch_lock:
         if parent_pid in _watched_parents:
             return
         _watched_parents.add(parent_pid)
-    if os.getppid() != parent_pid:
-        logger.warning("worker %d: parent %d already gone, exiting", os.getpid(), parent_pid)
-        os._exit(ORPHANED_EXIT_CODE)
+    logger.debug("worker %d: will exit with its parent %d", os.getpid(), parent_pid)
     threading.Thread(
         target=_watch, args=(parent_pid,), name="exit-with-parent", daemon=True
     ).start()
