@@ -74,6 +74,9 @@ def test_a_run_killed_mid_stage_leaves_nothing_that_looks_finished(tmp_path: Pat
     ):
         time.sleep(0.2)
     assert partial.exists(), "04_train never started"
+    assert any("loky" in command for _, command in marked(marker)), (
+        "04_train's workers never started"
+    )
     time.sleep(1)  # the workers are fitting
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
