@@ -9,23 +9,28 @@ import textwrap
 import threading
 from pathlib import Path
 
-from capacity_forecaster.workers import exit_with_parent, watched
+import joblib
+
+from capacity_forecaster.workers import exit_with_parent, process_pool
 from tests.processes import marked, new_marker, wait_for_none
 
-# A parent that starts two loky workers through joblib, as the models do, writes their pids
-# to a file and dies without any cleanup, as a killed kernel does.
+# A parent that runs tasks on two loky workers, writes their pids to a file and dies without
+# any cleanup, as a killed kernel does. "watched": our process_pool; "plain": joblib's own.
 PARENT = textwrap.dedent(
     """
     import os, sys, time
     import joblib
-    from capacity_forecaster.workers import exit_with_parent, watched
+    from capacity_forecaster.workers import process_pool
 
     def pid_after(seconds):
         time.sleep(seconds)
         return os.getpid()
 
-    task = watched(pid_after) if sys.argv[1] == "watched" else pid_after
-    pids = joblib.Parallel(n_jobs=2, backend="loky")(joblib.delayed(task)(0.5) for _ in range(4))
+    if sys.argv[1] == "watched":
+        pool = process_pool(2)
+    else:
+        pool = joblib.Parallel(n_jobs=2, backend="loky")
+    pids = pool(joblib.delayed(pid_after)(0.5) for _ in range(4))
     with open(sys.argv[2], "w") as out:
         out.write(" ".join(map(str, sorted(set(pids)))))
     os._exit(0)
@@ -64,7 +69,13 @@ def test_unwatched_workers_outlive_their_parent_which_is_why_tasks_are_watched(
     assert workers & {pid for pid, _ in alive}, "loky's workers no longer outlive a killed parent"
 
 
-def test_a_task_run_anywhere_but_in_a_child_starts_no_watcher() -> None:
-    assert watched(os.getpid)() == os.getpid()  # n_jobs=1: in the calling process
-    exit_with_parent(os.getpid() + 1_000_000)  # not our parent: another executor's worker
+def test_a_process_that_is_not_the_parents_child_starts_no_watcher() -> None:
+    exit_with_parent(os.getpid())  # this process is not its own child
+    exit_with_parent(os.getppid() + 1_000_000)  # nor anyone else's but its parent's
     assert not [t for t in threading.enumerate() if t.name == "exit-with-parent"]
+
+
+def test_pools_share_their_workers_across_calls() -> None:
+    first = set(process_pool(2)(joblib.delayed(os.getpid)() for _ in range(4)))
+    second = set(process_pool(2)(joblib.delayed(os.getpid)() for _ in range(4)))
+    assert os.getpid() not in first and first & second

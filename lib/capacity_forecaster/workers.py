@@ -1,12 +1,11 @@
-"""Worker processes that end with the process that started them.
+"""Worker process pools whose workers end with the process that started them.
 
 Per-series fitting runs in joblib's loky worker processes, started by the stage's kernel.
-When a run is killed (a scheduler's timeout, ``kill -9``), the kernel goes, but loky's idle
-workers do not: they were seen alive minutes later, holding ~180 MB each, with no one left to
-send them work. ``watched(task)`` wraps a worker task so that the first call in each worker
-starts a daemon thread that ends the worker as soon as its parent is gone (the worker is
-re-parented, so ``os.getppid()`` changes). A task run in the calling process itself
-(``n_jobs=1``), or anywhere but in a child of it, starts nothing.
+When a run is killed (a scheduler's timeout, ``kill -9``), the kernel goes, but loky's workers
+do not: they were seen alive minutes later, holding ~180 MB each, with no one left to send
+them work. ``process_pool`` gives every worker an initializer that starts a daemon thread,
+which ends the worker as soon as its parent is gone (the worker is re-parented, so
+``os.getppid()`` changes).
 """
 
 from __future__ import annotations
@@ -15,50 +14,36 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, ParamSpec, TypeVar
+from typing import Any
+
+import joblib
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 ORPHANED_EXIT_CODE = 70  # EX_SOFTWARE: the worker ended itself, its parent being gone
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-# Per process, the parents being watched: one thread per worker, however many tasks it runs.
-# Process-local by nature (each worker has its own copy), so not shared state between runs.
-_watched_parents: set[int] = set()
-_watch_lock = threading.Lock()
+def process_pool(n_jobs: int, **parallel_kwargs: Any) -> joblib.Parallel:
+    """``joblib.Parallel`` on loky worker processes that exit when this process is gone.
 
-
-@dataclass(frozen=True)
-class _Watched(Generic[P, R]):
-    task: Callable[P, R]
-    parent_pid: int
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        exit_with_parent(self.parent_pid)
-        return self.task(*args, **kwargs)
-
-
-def watched(task: Callable[P, R]) -> Callable[P, R]:
-    """``task``, made to end its worker process when the calling process goes away."""
-    return _Watched(task, os.getpid())
+    ``parallel_kwargs`` go to ``joblib.Parallel`` (``return_as`` ...). Every pool made here has
+    the same initializer, so loky reuses one set of workers across calls, as it does for
+    plain ``Parallel(backend="loky")``.
+    """
+    with joblib.parallel_config(
+        backend="loky", initializer=exit_with_parent, initargs=(os.getpid(),)
+    ):
+        # Parallel takes its backend from the configuration when it is made.
+        return joblib.Parallel(n_jobs=n_jobs, **parallel_kwargs)
 
 
 def exit_with_parent(parent_pid: int) -> None:
     """In a child of ``parent_pid``: end this process once ``parent_pid`` is no longer its
-    parent. Does nothing anywhere else (``parent_pid`` itself, or a process that is not its
-    child, such as another executor's worker, which is not ours to end) or if already
-    watching."""
+    parent. Does nothing anywhere else (a process that is not its child, such as another
+    executor's worker, is not ours to end)."""
     if os.getppid() != parent_pid:
         return
-    with _watch_lock:
-        if parent_pid in _watched_parents:
-            return
-        _watched_parents.add(parent_pid)
     logger.debug("worker %d: will exit with its parent %d", os.getpid(), parent_pid)
     threading.Thread(
         target=_watch, args=(parent_pid,), name="exit-with-parent", daemon=True

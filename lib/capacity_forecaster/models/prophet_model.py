@@ -44,7 +44,7 @@ from prophet.serialize import model_from_json, model_to_json
 from tqdm.auto import tqdm
 
 from capacity_forecaster.calendar import country_for_region, holiday_table, quarter_end_window
-from capacity_forecaster.workers import watched
+from capacity_forecaster.workers import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class ProphetModel:
         to_fit.sort(key=lambda s: (s.country or "", s.yearly, s.ds[0], len(s.ds), s.ds[-1]))
         chunks = _chunks(to_fit, n_workers)
         calls = (
-            joblib.delayed(watched(_fit_chunk))(
+            joblib.delayed(_fit_chunk)(
                 chunk, {s.country: frames[s.country] for s in chunk}, settings
             )
             for chunk in chunks
@@ -224,9 +224,7 @@ class ProphetModel:
             leave=False,
             disable=not self.progress,
         ) as bar:
-            parallel = joblib.Parallel(
-                n_jobs=n_workers, backend="loky", return_as="generator_unordered"
-            )
+            parallel = process_pool(n_workers, return_as="generator_unordered")
             for results in parallel(calls):
                 for server_id, metric, model, error in results:
                     if model is not None:
@@ -408,12 +406,8 @@ class ProphetModel:
         if not pending:
             return
         n_workers = self._workers(len(pending)) if len(pending) >= _MIN_PARALLEL_DECODE else 1
-        parallel = joblib.Parallel(
-            n_jobs=n_workers, backend="loky", return_as="generator_unordered"
-        )
-        calls = (
-            joblib.delayed(watched(_decode_chunk))(chunk) for chunk in _chunks(pending, n_workers)
-        )
+        parallel = process_pool(n_workers, return_as="generator_unordered")
+        calls = (joblib.delayed(_decode_chunk)(chunk) for chunk in _chunks(pending, n_workers))
         with tqdm(
             total=len(pending),
             desc="prophet load",

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from capacity_forecaster import calendar
 from capacity_forecaster.models import PREDICTION_COLUMNS
-from capacity_forecaster.workers import watched
+from capacity_forecaster.workers import process_pool
 
 logger = logging.getLogger(__name__)
 
@@ -518,9 +518,9 @@ class GradientBoostingModel(TreeModel):
         n_workers = min(joblib.effective_n_jobs(self.n_jobs), len(pending))
         if n_workers <= 1:
             return super()._fit_estimators(pending)
-        parallel = joblib.Parallel(n_jobs=n_workers, backend="loky")
+        parallel = process_pool(n_workers)
         results = parallel(
-            joblib.delayed(watched(_fit_one_thread))(entry.estimator, X, y)
+            joblib.delayed(_fit_one_thread)(entry.estimator, X, y)
             for entry, X, y in pending.values()
         )
         fitted = {}
