@@ -138,7 +138,11 @@ def sharp_drops(y: np.ndarray) -> np.ndarray:
     ``CLEANUP_MIN_POINTS`` and 8 % and stays down for ``CLEANUP_HOLD_DAYS`` days: a disk cleanup,
     a memory restart. Row ``i`` is the drop from day ``i`` to day ``i + 1``; a drop across a gap
     counts on the gap's first day."""
-    filled = pd.DataFrame(y).ffill().to_numpy()
+    return _sharp_drops(pd.DataFrame(y).ffill().to_numpy())
+
+
+def _sharp_drops(filled: np.ndarray) -> np.ndarray:
+    """``sharp_drops`` of an already forward-filled ``filled`` (days x n)."""
     pre, post = filled[:-1], filled[1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         # The level must stay down for the next days: the max of the following days, not the
@@ -161,7 +165,7 @@ def _cleanups(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     history shows no consistent cleanup level (see the module docstring)."""
     filled = pd.DataFrame(y).ffill().to_numpy()
     pre, post = filled[:-1], filled[1:]
-    drop = sharp_drops(y)
+    drop = _sharp_drops(filled)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = post / pre
     peak = np.full(y.shape[1], np.nan)
