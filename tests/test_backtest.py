@@ -16,6 +16,7 @@ from capacity_forecaster.errors import StageCheckError
 from capacity_forecaster.features import build_features
 from capacity_forecaster.models.baseline import SeasonalNaiveModel
 from capacity_forecaster.models.trees import GradientBoostingModel
+from capacity_forecaster.models.trend import RobustTrendModel
 from capacity_forecaster.params import FeatureParams, SyntheticParams
 from capacity_forecaster.synth import generate_fleet
 
@@ -356,3 +357,131 @@ def test_history_too_short_for_the_backtest_names_the_numbers_and_params() -> No
          "date": pd.date_range(dates[-1] - pd.Timedelta(days=201), dates[-1], freq="D")}
     )  # fmt: skip
     bt.check_history_length(longer, origins, horizon_days=90)  # exactly enough
+
+
+# --- intervals calibrated on the same season a year earlier ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_fleet() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history, servers): 3 servers x cpu and memory over ~500 days: long enough for a season
+    origin 52 weeks before the oldest backtest origin."""
+    raw, servers = generate_fleet(SyntheticParams(n_servers=3, days=520), seed=3)
+    features, _ = build_features(raw, servers, FeatureParams())
+    history = features.loc[
+        features["metric"].isin(["cpu_p95", "mem_p95"]), [*SERIES, "date", "value", "is_imputed"]
+    ]
+    return history.reset_index(drop=True), servers
+
+
+def _never_fitted() -> None:
+    pytest.fail("a model outside SEASON_CALIBRATED was fitted for the season backtest")
+
+
+def _season_factories() -> dict:
+    return {
+        "seasonal_naive": SeasonalNaiveModel,
+        "robust_trend": lambda: RobustTrendModel(horizon_days=HORIZON),
+        "gradient_boosting": _never_fitted,
+    }
+
+
+def test_season_origins_are_52_weeks_before_each_origin_and_the_last_day(long_fleet) -> None:
+    history, _ = long_fleet
+    last = history["date"].max()
+    origins = bt.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
+    mapping = bt.season_origins(history, origins, HORIZON)
+    assert list(mapping) == [*origins, last]
+    assert all((target - season).days == 364 for target, season in mapping.items())
+    # Too little history before the oldest of them: none.
+    oldest = mapping[origins[0]]
+    short = history[history["date"] > oldest - pd.Timedelta(days=bt.MIN_TRAIN_DAYS - 1)]
+    assert bt.season_origins(short, origins, HORIZON) is None
+    assert (
+        bt.season_origins(
+            history[history["date"] > oldest - pd.Timedelta(days=bt.MIN_TRAIN_DAYS)],
+            origins,
+            HORIZON,
+        )
+        == mapping
+    )  # exactly enough
+    with pytest.raises(ValueError, match="400-day horizon"):
+        bt.season_origins(history, origins, 400)
+
+
+def test_season_backtest_refits_only_the_year_less_models_and_scores_before_each_origin(
+    long_fleet,
+) -> None:
+    history, servers = long_fleet
+    last = history["date"].max()
+    origins = bt.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
+    rows = bt.run_season_backtest(history, servers, _season_factories(), origins, HORIZON)
+
+    assert set(rows["model"]) == {"seasonal_naive", "robust_trend"}
+    for model, part in rows.groupby("model"):
+        assert sorted(part["for_origin"].unique()) == [*origins, last], model
+        assert ((part["for_origin"] - part["origin"]).dt.days == 364).all()
+        assert set(part["metric"]) == {"cpu_p95", "mem_p95"}
+        assert sorted(part["horizon"].unique()) == list(range(1, HORIZON + 1))
+        # Calibration residuals come from a year earlier: never from the days they calibrate.
+        assert (part["date"] < part["for_origin"] - pd.Timedelta(days=364 - HORIZON - 1)).all()
+    # They are the plain backtest at those origins.
+    season = sorted(rows["origin"].unique())
+    plain, _ = bt.run_backtest(
+        history, servers, {"seasonal_naive": SeasonalNaiveModel}, season, HORIZON
+    )
+    naive = rows[rows["model"] == "seasonal_naive"].drop(columns="for_origin")
+    pd.testing.assert_frame_equal(
+        naive.sort_values(["origin", *SERIES, "date"]).reset_index(drop=True),
+        plain.sort_values(["origin", *SERIES, "date"]).reset_index(drop=True),
+    )
+
+
+def test_season_backtest_falls_back_when_history_is_short_or_a_metric_is_missing(
+    fleet, long_fleet, caplog
+) -> None:
+    # ~270 days: no season a year before the backtest origins.
+    history, servers = fleet
+    origins = bt.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
+    with caplog.at_level("INFO", logger="capacity_forecaster.backtest"):
+        rows = bt.run_season_backtest(history, servers, _season_factories(), origins, HORIZON)
+    assert rows.empty and {"model", "origin", "for_origin"} <= set(rows.columns)
+    assert "needs 462 days of history" in caplog.text  # 42 between origins + 364 + 56
+
+    # Memory recorded only in the last 300 days: the seasons a year earlier have none to score.
+    history, servers = long_fleet
+    last = history["date"].max()
+    late_memory = (history["metric"] == "mem_p95") & (
+        history["date"] <= last - pd.Timedelta(days=300)
+    )
+    origins = bt.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="capacity_forecaster.backtest"):
+        rows = bt.run_season_backtest(
+            history[~late_memory], servers, _season_factories(), origins, HORIZON
+        )
+    assert rows.empty
+    assert "robust_trend, seasonal_naive calibrated on the backtest origins" in caplog.text
+    assert "there is no mem_p95 series to score" in caplog.text
+
+
+def test_evaluate_says_where_each_models_intervals_come_from(long_fleet) -> None:
+    history, servers = long_fleet
+    origins = bt.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
+    factories = {
+        "seasonal_naive": SeasonalNaiveModel,
+        "robust_trend": _season_factories()["robust_trend"],
+    }
+    rows, seconds = bt.run_backtest(history, servers, factories, origins, HORIZON)
+    season = bt.run_season_backtest(history, servers, factories, origins, HORIZON)
+    report, series_scores, _ = bt.evaluate(
+        rows, history, list(factories), 0.8, origins, seconds, season
+    )
+    assert set(report["interval_calibration"]) == set(factories)
+    assert all(
+        "same season a year earlier" in text for text in report["interval_calibration"].values()
+    )
+    without, _, _ = bt.evaluate(rows, history, list(factories), 0.8, origins, seconds)
+    assert all("backtest origins" in text for text in without["interval_calibration"].values())
+    # Coverage is measured with the intervals each origin would have had from its season.
+    assert series_scores["coverage"].between(0, 1).all()

@@ -106,8 +106,8 @@ def test_raw_data_contract(ci_run) -> None:
     assert set(metrics["server_id"]) <= set(servers["server_id"])
     values = metrics[["cpu_p95", "mem_p95", "disk_p95"]]
     assert ((values >= 0) & (values <= 100) | values.isna()).all().all()
-    # 10 servers x 400 days, less the injected monitoring gaps (about 1 %).
-    assert 0.95 * 10 * 400 <= len(metrics) <= 10 * 400
+    # 10 servers x 600 days, less the injected monitoring gaps (about 1 %).
+    assert 0.95 * 10 * 600 <= len(metrics) <= 10 * 600
 
 
 def test_validated_data_and_quality_summary(ci_run) -> None:
@@ -151,6 +151,17 @@ def test_models_backtest_and_metrics(ci_run) -> None:
     assert len(champions) == 30 and champions["reason"].str.len().gt(0).all()
     scores = pd.read_parquet(root / "models" / "series_scores.parquet")
     assert {"mae", "rmse", "mape", "smape", "mase", "coverage"} <= set(scores.columns)
+    # 600 days are enough for the season a year earlier: the year-less models' intervals come
+    # from it, the forecast's from the rows 52 weeks before the last day.
+    calibration = report["interval_calibration"]
+    season = pd.read_parquet(root / "models" / "season_backtest.parquet")
+    assert set(season["model"]) == {"seasonal_naive", "robust_trend"}
+    for name in enabled:
+        expected = "the same season" if name in set(season["model"]) else "the backtest origins"
+        assert calibration[name].startswith(expected), name
+    last_day = pd.read_parquet(root / "processed" / "features.parquet")["date"].max()
+    assert last_day in set(season["for_origin"])
+    assert (season["date"] < season["for_origin"] - pd.Timedelta(days=364 - 90 - 1)).all()
 
 
 def test_forecasts_cover_the_horizon_with_ordered_intervals(ci_run) -> None:

@@ -246,3 +246,84 @@ def test_cross_validate_needs_two_origins() -> None:
     backtest = _rows(rng, np.arange(1, 8), 1.0).assign(origin=pd.Timestamp("2026-01-01"))
     with pytest.raises(ValueError, match="two backtest origins"):
         intervals.cross_validate(backtest, LEVEL)
+
+
+def _origin_rows(sd_by_origin: dict[pd.Timestamp, float], model: str, **columns) -> pd.DataFrame:
+    """Rows of ``model`` per origin with residual sd ``sd_by_origin[origin]``."""
+    parts = []
+    for i, (origin, sd) in enumerate(sd_by_origin.items()):
+        draw = np.random.default_rng(i)
+        parts.append(
+            _rows(draw, np.tile(np.arange(1, 8), 200), sd, model=model).assign(
+                origin=origin, **{k: v(origin) for k, v in columns.items()}
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+ORIGINS = list(pd.to_datetime(["2026-01-01", "2026-02-01", "2026-03-01"]))
+LAST_DAY = pd.Timestamp("2026-04-01")
+
+
+def _season_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Backtest rows of models "a" and "b" (sd 1 at every origin), and season rows of "a" only,
+    with an sd of its own for each origin they calibrate (the forecast's origin included)."""
+    backtest = pd.concat(
+        [_origin_rows(dict.fromkeys(ORIGINS, 1.0), model) for model in ("a", "b")],
+        ignore_index=True,
+    )
+    season_sd = dict(zip([*ORIGINS, LAST_DAY], (2.0, 4.0, 8.0, 16.0), strict=True))
+    season = _origin_rows(
+        {target - pd.Timedelta(days=364): sd for target, sd in season_sd.items()},
+        "a",
+        for_origin=lambda origin: origin + pd.Timedelta(days=364),
+    )
+    return backtest, season
+
+
+def test_season_rows_calibrate_their_models_for_the_origin_they_are_marked_for() -> None:
+    backtest, season = _season_case()
+    result = intervals.cross_validate(backtest, LEVEL, season)
+    plain = intervals.cross_validate(backtest, LEVEL)
+    for origin in ORIGINS:
+        mine = season[season["for_origin"] == origin]
+        expected = intervals.calibrate(mine, LEVEL)["q_upper"].iloc[0]
+        rows = result[(result["model"] == "a") & (result["origin"] == origin)]
+        assert (rows["yhat_upper"] - 50).max() == pytest.approx(expected)
+    # About +-1.28 sd of the season rows for each origin: 2.6, 5.1 and 10.3 points wide.
+    half_widths = [
+        (result.loc[(result["model"] == "a") & (result["origin"] == o), "yhat_upper"] - 50).max()
+        for o in ORIGINS
+    ]
+    assert half_widths == pytest.approx([Z_90 * 2, Z_90 * 4, Z_90 * 8], rel=0.1)
+    # A model without season rows is calibrated on the other origins, as before.
+    b = result["model"] == "b"
+    pd.testing.assert_frame_equal(result[b], plain[b])
+
+
+def test_the_forecast_uses_season_rows_for_the_last_day_and_all_origins_otherwise() -> None:
+    backtest, season = _season_case()
+    table = intervals.forecast_calibration(backtest, LEVEL, season, LAST_DAY).set_index("model")
+    assert table.loc["a", "q_upper"] == pytest.approx(Z_90 * 16, rel=0.1)
+    assert table.loc["b", "q_upper"] == pytest.approx(
+        intervals.calibrate(backtest[backtest["model"] == "b"], LEVEL)["q_upper"].iloc[0]
+    )
+    # Without season rows every model is calibrated on the backtest origins.
+    plain = intervals.forecast_calibration(backtest, LEVEL, None, LAST_DAY)
+    pd.testing.assert_frame_equal(plain, intervals.calibrate(backtest, LEVEL))
+
+
+def test_a_season_model_without_rows_for_an_origin_is_an_error() -> None:
+    backtest, season = _season_case()
+    with pytest.raises(ValueError, match=r"no season rows for \['a'\] at origin 2026-04-01"):
+        intervals.forecast_calibration(
+            backtest, LEVEL, season[season["for_origin"] != LAST_DAY], LAST_DAY
+        )
+
+
+def test_describe_sources_names_each_models_calibration() -> None:
+    _, season = _season_case()
+    described = intervals.describe_sources(["a", "b"], season)
+    assert described["a"].startswith("the same season a year earlier")
+    assert described["b"].startswith("the backtest origins")
+    assert intervals.describe_sources(["a"], season.iloc[0:0])["a"].startswith("the backtest")

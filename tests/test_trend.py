@@ -10,6 +10,7 @@ from capacity_forecaster.errors import StageCheckError
 from capacity_forecaster.models import PREDICTION_COLUMNS, check_roundtrip, load_model, make_model
 from capacity_forecaster.models.trend import (
     RobustTrendModel,
+    _centred_weekly_mean,
     _forecast,
     select_config,
     sharp_drops,
@@ -268,3 +269,12 @@ def test_round_trip_keeps_the_learned_cleanup_level() -> None:
     np.testing.assert_array_equal(
         loaded.states_["disk_p95"][2].peak, model.states_["disk_p95"][2].peak
     )
+
+
+@pytest.mark.parametrize("days", [1, 4, 5, 12, 80])
+def test_centred_weekly_mean_is_pandas_centred_rolling_mean(days: int) -> None:
+    rng = np.random.default_rng(days)
+    y = rng.uniform(0.0, 100.0, (days, 6))
+    y[rng.random(y.shape) < 0.3] = np.nan
+    expected = pd.DataFrame(y).rolling(7, center=True, min_periods=5).mean().to_numpy()
+    np.testing.assert_allclose(_centred_weekly_mean(y), expected, rtol=0, atol=1e-9)

@@ -28,6 +28,12 @@ from capacity_forecaster.errors import StageCheckError
 from capacity_forecaster.params import Params
 
 PREDICTION_COLUMNS = ["server_id", "metric", "date", "yhat"]
+# Models that do not fit the yearly cycle, so that how wrong they are depends on the season: their
+# intervals are calibrated on the same season a year earlier (``backtest.run_season_backtest``).
+# Prophet fits the year itself. The tree models follow it in part through last year's values,
+# and refitting them at the four extra origins would cost ~7 s each on the default fleet (the
+# budget for stages 04 and 05 is 120 s); they are calibrated on the backtest origins, like Prophet.
+SEASON_CALIBRATED = frozenset({"seasonal_naive", "robust_trend"})
 
 
 class ForecastModel(Protocol):

@@ -6,8 +6,14 @@ Instead, per model, metric and horizon bucket, we take the backtest's scaled res
 volatile server share one calibration) and use their empirical quantiles at
 ``(1 - level) / 2`` and ``(1 + level) / 2`` as the interval's offsets. Residuals grow with the
 horizon, hence the buckets. Coverage is then *measured*, never assumed: ``cross_validate``
-calibrates each backtest origin's intervals on the other origins only and reports how often
-actuals fell inside.
+calibrates each backtest origin's intervals on residuals it did not produce and reports how
+often actuals fell inside.
+
+Where the residuals come from depends on the model. A model that fits the yearly cycle
+(Prophet) errs about as much in every season, so the recent backtest origins calibrate it
+(each origin on the other ones; the forecast on all of them). A model that does not errs more
+in some seasons, so it is calibrated on the same season a year earlier: the rows of
+``backtest.run_season_backtest``, each marked with the origin (``for_origin``) it calibrates.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ logger = logging.getLogger(__name__)
 HORIZON_EDGES = (0, 7, 14, 30, 60, 90, 120, 150, 180)
 MIN_RESIDUALS = 50  # per bucket; fewer and the bucket borrows from the whole model x metric pool
 CALIBRATION_KEYS = ["model", "metric", "bucket"]
+SEASON_WORDS = "52 weeks before each backtest origin and before the last day"
 
 
 def horizon_bucket(horizon: pd.Series | np.ndarray) -> np.ndarray:
@@ -110,13 +117,61 @@ def _every_bucket(calibration: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def cross_validate(backtest: pd.DataFrame, level: float) -> pd.DataFrame:
-    """Backtest rows with intervals calibrated on the *other* origins only (honest coverage)."""
+def cross_validate(
+    backtest: pd.DataFrame, level: float, season: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Backtest rows with honest intervals: each origin's calibrated on the *other* origins only,
+    or, for a model with rows in ``season``, on its season rows for that origin."""
     origins = sorted(backtest["origin"].unique())
     if len(origins) < 2:
         raise ValueError("interval coverage needs at least two backtest origins")
     parts = []
     for origin in origins:
         held_out = backtest["origin"] == origin
-        parts.append(apply(backtest[held_out], calibrate(backtest[~held_out], level)))
+        parts.append(
+            apply(backtest[held_out], _calibration(backtest[~held_out], season, origin, level))
+        )
     return pd.concat(parts).loc[backtest.index]
+
+
+def forecast_calibration(
+    backtest: pd.DataFrame, level: float, season: pd.DataFrame | None, forecast_origin: pd.Timestamp
+) -> pd.DataFrame:
+    """The calibration the forecast's intervals use: all backtest origins, or, for a model with
+    rows in ``season``, its season rows for ``forecast_origin`` (the history's last day)."""
+    return _calibration(backtest, season, forecast_origin, level)
+
+
+def describe_sources(models: list[str], season: pd.DataFrame | None) -> dict[str, str]:
+    """Per model, in words, where its interval calibration comes from."""
+    seasonal = _season_models(season)
+    return {
+        model: (
+            f"the same season a year earlier (origins {SEASON_WORDS})"
+            if model in seasonal
+            else "the backtest origins (for each origin, the other ones; for the forecast, all)"
+        )
+        for model in models
+    }
+
+
+def _season_models(season: pd.DataFrame | None) -> set[str]:
+    return set() if season is None or season.empty else set(season["model"].unique())
+
+
+def _calibration(
+    origins_rows: pd.DataFrame, season: pd.DataFrame | None, target: pd.Timestamp, level: float
+) -> pd.DataFrame:
+    """Calibration for forecasts from ``target``: models with season rows on those marked for
+    ``target``, the others on ``origins_rows``."""
+    seasonal = _season_models(season)
+    others = origins_rows[~origins_rows["model"].isin(seasonal)]
+    parts = [calibrate(others, level)] if len(others) or not seasonal else []
+    if seasonal:
+        target = pd.Timestamp(target)
+        marked = season[season["for_origin"] == target]
+        missing = seasonal - set(marked["model"].unique())
+        if missing:
+            raise ValueError(f"no season rows for {sorted(missing)} at origin {target.date()}")
+        parts.append(calibrate(marked, level))
+    return pd.concat(parts, ignore_index=True)

@@ -94,13 +94,28 @@ def _weekly_profile(y: np.ndarray, weekday: np.ndarray) -> np.ndarray:
     """[7, n] additive weekday offsets from the last PROFILE_WEEKS weeks of ``y`` (days x n)."""
     days = 7 * PROFILE_WEEKS
     recent, recent_weekday = y[-(days + 3) :], weekday[-(days + 3) :]
-    centred = pd.DataFrame(recent).rolling(7, center=True, min_periods=5).mean().to_numpy()
-    detrended = recent - centred
+    detrended = recent - _centred_weekly_mean(recent)
     profile = np.vstack(
         [_nan_reduce("nanmedian", detrended[recent_weekday == d]) for d in range(7)]
     )
     profile = np.nan_to_num(profile)
     return profile - profile.mean(axis=0, keepdims=True)
+
+
+def _centred_weekly_mean(y: np.ndarray, min_periods: int = 5) -> np.ndarray:
+    """Per column of ``y`` (days x n), the mean of the non-NaN values of the 7 days centred on
+    each day (fewer at the edges), NaN where fewer than ``min_periods``: pandas'
+    ``rolling(7, center=True, min_periods=5).mean()``, by cumulative sums over all columns at
+    once (pandas loops over the columns, which cost robust_trend most of its fit time)."""
+    valid = np.isfinite(y)
+    zero = np.zeros((1, y.shape[1]))
+    sums = np.vstack([zero, np.cumsum(np.where(valid, y, 0.0), axis=0)])
+    counts = np.vstack([zero, np.cumsum(valid, axis=0)])
+    day = np.arange(len(y))
+    start, stop = np.clip(day - 3, 0, len(y)), np.clip(day + 4, 0, len(y))
+    total, count = sums[stop] - sums[start], counts[stop] - counts[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count >= min_periods, total / count, np.nan)
 
 
 def _state(
