@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 HORIZON_EDGES = (0, 7, 14, 30, 60, 90, 120, 150, 180)
 MIN_RESIDUALS = 50  # per bucket; fewer and the bucket borrows from the whole model x metric pool
 CALIBRATION_KEYS = ["model", "metric", "bucket"]
-SEASON_WORDS = "52 weeks before each backtest origin and before the last day"
 
 
 def horizon_bucket(horizon: pd.Series | np.ndarray) -> np.ndarray:
@@ -147,7 +146,8 @@ def describe_sources(models: list[str], season: pd.DataFrame | None) -> dict[str
     seasonal = _season_models(season)
     return {
         model: (
-            f"the same season a year earlier (origins {SEASON_WORDS})"
+            "the same season a year earlier (origins 52 weeks before each backtest origin "
+            "and before the last day)"
             if model in seasonal
             else "the backtest origins (for each origin, the other ones; for the forecast, all)"
         )
