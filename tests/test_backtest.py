@@ -485,3 +485,7 @@ def test_evaluate_says_where_each_models_intervals_come_from(long_fleet) -> None
     assert all("backtest origins" in text for text in without["interval_calibration"].values())
     # Coverage is measured with the intervals each origin would have had from its season.
     assert series_scores["coverage"].between(0, 1).all()
+    seasonal = {m["model"]: m["coverage"] for m in report["models"]}
+    plain = {m["model"]: m["coverage"] for m in without["models"]}
+    assert seasonal["robust_trend"] != plain["robust_trend"]
+    assert seasonal["seasonal_naive"] != plain["seasonal_naive"]
