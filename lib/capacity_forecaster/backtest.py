@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster import metrics
+from capacity_forecaster import calendar, metrics
 from capacity_forecaster.errors import StageCheckError
 from capacity_forecaster.jsonable import records
 from capacity_forecaster.models import SEASON_CALIBRATED, ForecastModel
@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 BASELINE = "seasonal_naive"
 MIN_TRAIN_DAYS = 56  # a series needs this much history at an origin to be forecast there
 FLAT_STD = 0.05  # percent points: a series this flat is left to the baseline
-SEASON_LAG_DAYS = 364  # 52 weeks: the same season, on the same weekdays, a year earlier
 SERIES = ["server_id", "metric"]
 
 
@@ -121,12 +120,12 @@ def season_origins(
     history: pd.DataFrame, origins: list[pd.Timestamp], horizon_days: int
 ) -> dict[pd.Timestamp, pd.Timestamp] | None:
     """For each backtest origin and for the forecast's origin (the last day), the origin
-    ``SEASON_LAG_DAYS`` earlier, whose window is the same season a year before; None when the
+    ``calendar.YEAR_DAYS`` earlier, whose window is the same season a year before; None when the
     oldest of them would leave under ``MIN_TRAIN_DAYS`` of history to train on."""
-    if horizon_days > SEASON_LAG_DAYS:
+    if horizon_days > calendar.YEAR_DAYS:
         raise ValueError(f"a {horizon_days}-day horizon overlaps the season a year earlier")
     targets = [*origins, pd.Timestamp(history["date"].max())]
-    mapping = {target: target - pd.Timedelta(days=SEASON_LAG_DAYS) for target in targets}
+    mapping = {target: target - pd.Timedelta(days=calendar.YEAR_DAYS) for target in targets}
     if (min(mapping.values()) - history["date"].min()).days + 1 < MIN_TRAIN_DAYS:
         return None
     return mapping
@@ -145,7 +144,7 @@ def run_season_backtest(
     residuals from the recent origins (another season) calibrate its intervals for the coming
     one badly: on four quarterly 90-day holdouts of the accuracy benchmark, robust_trend's 80 %
     intervals covered 0.649-0.857 calibrated that way, and 0.784-0.787 calibrated on the same
-    season a year earlier. So each such model is fitted ``SEASON_LAG_DAYS`` before every
+    season a year earlier. So each such model is fitted ``calendar.YEAR_DAYS`` before every
     backtest origin and before the last day, and scored on the following ``horizon_days`` (all
     inside the history); ``for_origin`` says which origin's intervals the rows calibrate.
 
@@ -162,7 +161,7 @@ def run_season_backtest(
         return empty
     mapping = season_origins(history, origins, horizon_days)
     if mapping is None:
-        need = (history["date"].max() - min(origins)).days + SEASON_LAG_DAYS + MIN_TRAIN_DAYS
+        need = (history["date"].max() - min(origins)).days + calendar.YEAR_DAYS + MIN_TRAIN_DAYS
         logger.info(
             "intervals of %s calibrated on the backtest origins: the same season a year earlier "
             "needs %d days of history",

@@ -36,6 +36,7 @@ REGION_COUNTRY: dict[str, str] = {
 }
 
 QUARTER_END_MONTHS = (3, 6, 9, 12)
+YEAR_DAYS = 364  # 52 weeks: the same season, on the same weekdays, a year earlier
 
 
 def country_for_region(region: str) -> str | None:

@@ -32,7 +32,6 @@ from capacity_forecaster.workers import process_pool
 logger = logging.getLogger(__name__)
 
 TREND_METRICS = ("disk_p95",)  # forecast as a change from the trend line, not from the level
-YEAR_DAYS = 364  # 52 weeks: the same weekday a year earlier
 MIN_ORIGIN_HISTORY = 56  # days of history a training origin needs
 METADATA_CATEGORIES = ("environment", "criticality", "business_unit")
 METADATA_NUMBERS = ("cpu_cores", "memory_gb")
@@ -221,7 +220,7 @@ def _design(
     # The latest same-weekday day on or before the origin, for the target's weekday.
     back = (state["weekday"][origins][:, None] - target_cal["weekday"][t + h]) % 7
     back = back.ravel()
-    year_origin = origins - YEAR_DAYS
+    year_origin = origins - calendar.YEAR_DAYS
     year_level = at("level", year_origin)
     columns: dict[str, np.ndarray] = {
         "horizon": np.repeat(horizons[:, None], n_series, axis=1),
@@ -239,8 +238,8 @@ def _design(
         "trend_28": state["slope_28"][origins] * h,
         "trend_91": state["slope_91"][origins] * h,
         "year_change": level - year_level,
-        "year_target": at("y", target - YEAR_DAYS) - year_level,
-        "year_target_smooth": at("smooth_7", target - YEAR_DAYS) - year_level,
+        "year_target": at("y", target - calendar.YEAR_DAYS) - year_level,
+        "year_target_smooth": at("smooth_7", target - calendar.YEAR_DAYS) - year_level,
         "eoq_surge": state["eoq_surge"][origins],
         "target_weekday": np.repeat(target_cal["weekday"][target][:, None], n_series, axis=1),
         "target_month": np.repeat(target_cal["month"][target][:, None], n_series, axis=1),
@@ -341,7 +340,7 @@ class TreeModel:
             pending[str(metric)] = (fitted, self._encode(X, fitted), y)
         self.fitted_ = self._fit_estimators(pending)
         # Predicting needs only the recent past (a year and a quarter back from the last day).
-        keep_from = self.history_["date"].max() - pd.Timedelta(days=YEAR_DAYS + 120)
+        keep_from = self.history_["date"].max() - pd.Timedelta(days=calendar.YEAR_DAYS + 120)
         self.history_ = self.history_[self.history_["date"] >= keep_from].reset_index(drop=True)
         return self
 
