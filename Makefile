@@ -4,8 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PARAMS ?= params/local.yaml
+# The accuracy benchmark's peers need pandas < 3 (statsforecast): a venv of their own.
+PEERS_VENV  := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 
-.PHONY: install run test lint format lab clean
+.PHONY: install run test lint format lab peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +34,13 @@ format: $(STAMP)
 lab: $(STAMP)  ## JupyterLab on the notebooks, in the project's environment
 	$(BIN)/jupyter lab notebooks/
 
+$(PEERS_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e '.[peers]'
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)  ## the accuracy benchmark with the peers its targets quote (ARGS: more options)
+	$(PEERS_VENV)/bin/python benchmarks/forecast_accuracy.py --peers $(ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .ruff_cache

@@ -5,6 +5,7 @@
     .venv/bin/python benchmarks/forecast_accuracy.py --servers 50 --models seasonal_naive,gradient_boosting
     .venv/bin/python benchmarks/forecast_accuracy.py --backtest-step-days 91   # origins a season apart
     .venv/bin/python benchmarks/forecast_accuracy.py --end-date 2025-09-30,2025-12-31,2026-03-31,2026-06-30
+    make peers ARGS="--end-date 2025-09-30,2025-12-31,2026-03-31,2026-06-30"   # with the issue's peers
 
 ``--end-date`` moves the fleet's last day and so the holdout's season; several dates (one fleet
 each, the same seed) also print a table across them, because a 90-day holdout is one season
@@ -16,7 +17,12 @@ intervals and picks a champion per series; then every model is fitted on it and 
 holdout. Prints per model: fit seconds per series, MASE (mean and median over series), sMAPE,
 interval coverage, and the share of series where it beats the seasonal-naive baseline; then
 MASE and that share per metric, apart for series whose holdout has a sharp drop (a disk
-cleanup or memory restart, which no model can time).
+cleanup or memory restart, which no model can time). ``mase_vs_naive`` is a model's mean MASE
+over the seasonal-naive baseline's on the same holdout: unlike MASE itself, it can be compared
+across fleets.
+
+``--peers`` also fits the peers stage 04's targets were set against (``peers.py``: AutoTheta,
+AutoETS, Prophet with its defaults), each with its own interval, and scores them alongside.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import logging
 import time
 
 import pandas as pd
+import peers  # benchmarks/peers.py, beside this script
 
 from capacity_forecaster import backtest, features, metrics, synth
 from capacity_forecaster.models import intervals, model_factories, trend
@@ -54,8 +61,13 @@ def main() -> None:
     parser.add_argument("--backtest-origins", type=int, default=3)
     parser.add_argument("--backtest-step-days", type=int, default=28)
     parser.add_argument("--per-series", default="", help="write per-series scores to this CSV")
+    parser.add_argument(
+        "--peers", action="store_true", help="also score the peers (needs `make peers`' venv)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.peers:
+        peers.check_installed()
 
     end_dates = [d.strip() for d in args.end_date.split(",") if d.strip()] or [""]
     runs = []
@@ -141,6 +153,15 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
     forecasts = pd.concat(parts, ignore_index=True).merge(scale, on=SERIES, how="left")
     forecasts["horizon"] = (forecasts["date"] - cut).dt.days
     forecasts = intervals.apply(forecasts, calibration)
+    if args.peers:
+        peer_rows, peer_seconds = peers.peer_forecasts(
+            train[[*SERIES, "date", "value"]], dates, params.models.interval, args.n_jobs
+        )
+        peers.check_complete(peer_rows, n_series, len(dates))
+        peer_rows = peer_rows.merge(scale, on=SERIES, how="left")
+        peer_rows["horizon"] = (peer_rows["date"] - cut).dt.days
+        forecasts = pd.concat([forecasts, peer_rows], ignore_index=True)
+        fit_seconds.update({name: value / n_series for name, value in peer_seconds.items()})
     picked = forecasts.merge(champions[[*SERIES, "champion"]], on=SERIES)
     champion = (
         picked[picked["model"] == picked["champion"]]
@@ -169,6 +190,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
             }
         )
     table = pd.DataFrame(rows).set_index("model").sort_values("mase_mean")
+    table["mase_vs_naive"] = table["mase_mean"] / table.loc[backtest.BASELINE, "mase_mean"]
     print(f"\nholdout accuracy (interval level {params.models.interval:.0%}):")
     print(table.round(3).to_string())
     by_metric = per_series.pivot_table(
@@ -226,23 +248,27 @@ def print_by_holdout_drop(per_series: pd.DataFrame) -> None:
 
 
 def print_across_holdouts(scores: pd.DataFrame, interval: float) -> None:
-    """Per model: mean MASE, share beating the baseline and coverage on each holdout, and
-    their mean over the holdouts (coverage also its lowest and highest)."""
+    """Per model: mean MASE (also over the baseline's), share beating the baseline and
+    coverage on each holdout, and their mean over the holdouts (coverage also its lowest and
+    highest)."""
     per_holdout = scores.assign(beats=scores["mase"] < scores["baseline"]).pivot_table(
         index="model", columns="holdout", values=["mase", "beats", "coverage"], aggfunc="mean"
     )
+    tables = {value: per_holdout[value] for value in ("mase", "beats", "coverage")}
+    tables["mase_vs_naive"] = tables["mase"] / tables["mase"].loc[backtest.BASELINE]
     for value, title in [
         ("mase", "MASE (mean over series)"),
+        ("mase_vs_naive", "mean MASE over seasonal-naive's"),
         ("beats", "share of series beating seasonal-naive"),
         ("coverage", f"{interval:.0%} interval coverage"),
     ]:
-        table = per_holdout[value].copy()
+        table = tables[value].copy()
         table["mean"] = table.mean(axis=1)
         if value == "coverage":
-            table["lowest"] = per_holdout[value].min(axis=1)
-            table["highest"] = per_holdout[value].max(axis=1)
+            table["lowest"] = tables[value].min(axis=1)
+            table["highest"] = tables[value].max(axis=1)
         print(f"\nacross holdouts, {title}:")
-        print(table.sort_values("mean", ascending=value == "mase").round(3).to_string())
+        print(table.sort_values("mean", ascending=value.startswith("mase")).round(3).to_string())
 
 
 if __name__ == "__main__":
