@@ -147,6 +147,10 @@ def _model_row(model: str, mase: float, coverage: float, **extra: object) -> dic
     }
 
 
+SAME_SEASON = "the same season a year earlier"
+BACKTEST_ORIGINS = "the backtest origins"
+
+
 def _metrics() -> dict:
     overall = [
         _model_row("champion", 0.8, 0.79),
@@ -164,6 +168,11 @@ def _metrics() -> dict:
         "models": overall,
         "models_by_metric": by_metric,
         "champions": {"gradient_boosting": 18},
+        "interval_calibration": {
+            "gradient_boosting": BACKTEST_ORIGINS,
+            "seasonal_naive": SAME_SEASON,
+            "robust_trend": SAME_SEASON,
+        },
     }
 
 
@@ -444,6 +453,11 @@ def test_headline_has_documented_keys_and_is_strict_json(fleet: Fleet) -> None:
     assert accuracy["champion"]["mase_median"] is None  # NaN in metrics.json -> null
     assert accuracy["baseline"] == {"model": "seasonal_naive", "mase": 1.6, "coverage": 0.81}
     assert accuracy["mase_reduction"] == 0.5
+    assert accuracy["interval_calibration"] == {
+        "gradient_boosting": BACKTEST_ORIGINS,
+        "robust_trend": SAME_SEASON,
+        "seasonal_naive": SAME_SEASON,
+    }
     assert [m["metric"] for m in accuracy["by_metric"]] == sorted(METRICS)
     assert summary["savings"] == {
         "monthly_usd_total": 1250.0,
@@ -466,6 +480,20 @@ def test_headline_names_a_missing_column(fleet: Fleet) -> None:
 def test_headline_names_a_missing_model(fleet: Fleet) -> None:
     fleet.metrics["models"] = [m for m in fleet.metrics["models"] if m["model"] != "champion"]
     with pytest.raises(StageCheckError, match="champion"):
+        fleet.headline()
+
+
+def test_metrics_without_calibration_sources_report_none(fleet: Fleet) -> None:
+    # A metrics.json from before stage 04 recorded them: no sources, no column, no sentence.
+    del fleet.metrics["interval_calibration"]
+    assert fleet.headline()["accuracy"]["interval_calibration"] == {}
+    assert "Intervals calibrated on" not in rp.accuracy_table(fleet.metrics).columns
+    assert "Intervals calibrated on" not in " ".join(_pdf_pages(fleet.pdf()))
+
+
+def test_headline_names_malformed_calibration_sources(fleet: Fleet) -> None:
+    fleet.metrics["interval_calibration"] = ["the backtest origins"]
+    with pytest.raises(StageCheckError, match="interval_calibration must map models to text"):
         fleet.headline()
 
 
@@ -550,6 +578,10 @@ def test_pdf_reads_back_with_key_figures(fleet: Fleet) -> None:
     assert "$1,250 per month" in text and "$15,000 a year" in text
     assert "srv-002" in text
     assert "Seasonal naive (baseline)" in text
+    assert (
+        f"Intervals calibrated on {BACKTEST_ORIGINS} for Gradient boosting; {SAME_SEASON} for "
+        "Robust trend and Seasonal naive (baseline)."
+    ) in text
     assert f"Page 1 of {len(pages)}" in pages[0]
     assert f"Page {len(pages)} of {len(pages)}" in pages[-1]
 
@@ -646,6 +678,17 @@ def test_workbook_sheets_headers_filters_and_formats(fleet: Fleet) -> None:
     assert summary["Total per month (USD)"] == 1250
     quality = [row[0] for row in book["Data quality"].iter_rows(values_only=True)]
     assert "Loading warnings" in quality
+
+
+def test_workbook_says_where_each_models_intervals_come_from(fleet: Fleet) -> None:
+    sheet = openpyxl.load_workbook(io.BytesIO(fleet.workbook()))["Model metrics"]
+    header, *rows = sheet.iter_rows(values_only=True)
+    model, source = header.index("Model"), header.index("Intervals calibrated on")
+    assert {row[model]: row[source] for row in rows} == {
+        "Champion (per metric)": rp.CHAMPION_CALIBRATION,
+        "Gradient boosting": BACKTEST_ORIGINS,
+        "Seasonal naive (baseline)": SAME_SEASON,
+    }
 
 
 def test_workbook_forecasts_are_champion_only(fleet: Fleet) -> None:

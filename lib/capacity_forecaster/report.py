@@ -34,6 +34,7 @@ strings (``YYYY-MM-DD``), shares and probabilities are fractions in [0, 1]::
       mase_reduction    float or null, 1 - champion MASE / baseline MASE (> 0: champion better)
       interval_level    float, the nominal coverage of the forecast intervals
       champion_models   {model: series for which it is the champion}
+      interval_calibration {model: where its interval calibration comes from, in words}
       by_metric         list of {metric, champion_mase, baseline_mase, champion_coverage,
                         baseline_coverage, beats_baseline_share}
     savings             monthly USD unless named annual; never double counted (see cluster.py)
@@ -103,6 +104,7 @@ CHAMPION = "champion"
 BASELINE = "seasonal_naive"
 EARLIEST_BREACHES = 10
 ALL_METRICS = "All metrics"
+CHAMPION_CALIBRATION = "each series' champion model's"
 HEADLINE_KEYS = MappingProxyType(
     {
         "fleet": (
@@ -129,6 +131,7 @@ HEADLINE_KEYS = MappingProxyType(
             "mase_reduction",
             "interval_level",
             "champion_models",
+            "interval_calibration",
             "by_metric",
         ),
         "savings": (
@@ -443,8 +446,21 @@ def _accuracy(metrics: Mapping[str, Any]) -> dict[str, Any]:
         "champion_models": {
             str(k): int(v) for k, v in sorted(dict(metrics.get("champions", {})).items())
         },
+        "interval_calibration": _interval_calibration(metrics),
         "by_metric": by_metric,
     }
+
+
+def _interval_calibration(metrics: Mapping[str, Any]) -> dict[str, str]:
+    """Per model, where stage 04 calibrated its intervals (``interval_calibration`` in
+    models/metrics.json; empty for a metrics.json written before stage 04 recorded it)."""
+    sources = metrics.get("interval_calibration") or {}
+    if not isinstance(sources, Mapping):
+        raise StageCheckError(
+            "08_report: models/metrics.json interval_calibration must map models to text, "
+            f"not {type(sources).__name__}"
+        )
+    return {str(model): str(text) for model, text in sorted(sources.items())}
 
 
 def _savings(recommendations: Mapping[str, Any]) -> dict[str, Any]:
@@ -658,6 +674,13 @@ def accuracy_table(metrics: Mapping[str, Any], *, by_metric: bool = False) -> pd
     }
     if not by_metric:
         del columns["metric"]
+    sources = _interval_calibration(metrics)
+    if sources:
+        # The champion has no calibration of its own: each series keeps its model's.
+        frame["calibration"] = frame["model"].map(
+            lambda model: CHAMPION_CALIBRATION if model == CHAMPION else sources.get(model)
+        )
+        columns["calibration"] = "Intervals calibrated on"
     present = {source: name for source, name in columns.items() if source in frame.columns}
     table = frame[list(present)].rename(columns=present).reset_index(drop=True)
     table["Model"] = table["Model"].map(model_label)

@@ -39,7 +39,7 @@ from reportlab.platypus import (
 )
 
 from capacity_forecaster.errors import StageCheckError
-from capacity_forecaster.report import COLUMN_KINDS, metric_label, pdf_safe
+from capacity_forecaster.report import COLUMN_KINDS, metric_label, model_label, pdf_safe
 
 logger = logging.getLogger(__name__)
 
@@ -623,6 +623,7 @@ def _accuracy_section(
             f"actuals inside the {interval} intervals, which should be close to {interval}.",
             styles.note,
         ),
+        *_calibration_note(_get(summary, "accuracy", "interval_calibration") or {}, styles),
         Spacer(1, 3 * mm),
         _table(
             accuracy,
@@ -668,6 +669,24 @@ def _accuracy_section(
             ),
         ]
     return story
+
+
+def _calibration_note(sources: Mapping[str, str], styles: _Styles) -> list[Flowable]:
+    """One sentence: the models grouped by where their intervals were calibrated."""
+    if not sources:
+        return []
+    groups: dict[str, list[str]] = {}
+    for model, text in sources.items():
+        groups.setdefault(text, []).append(model_label(model))
+    parts = [
+        f"{pdf_safe(text)} for {pdf_safe(_and(sorted(models)))}"
+        for text, models in sorted(groups.items(), key=lambda item: sorted(item[1]))
+    ]
+    return [Paragraph(f"Intervals calibrated on {'; '.join(parts)}.", styles.note)]
+
+
+def _and(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _savings_section(
