@@ -49,14 +49,14 @@ def peer_forecasts(
     """Every peer's forecast and own interval for each series of ``train`` (long: server_id,
     metric, date, value) on ``dates`` (the days after its last day); and fit-and-predict
     seconds per model."""
+    gap_free = _gap_free(train, dates[0] - pd.Timedelta(days=1))
     frames, seconds = [], {}
-    for name, fit in [
-        ("auto_theta", _statsforecast),
-        ("auto_ets", _statsforecast),
-        ("prophet_default", _prophet_default),
-    ]:
+    for name in ("auto_theta", "auto_ets", "prophet_default"):
         started = time.perf_counter()
-        frames.append(fit(name, train, dates, level, n_jobs))
+        if name == "prophet_default":
+            frames.append(_prophet_default(name, train, dates, level, n_jobs))
+        else:
+            frames.append(_statsforecast(name, gap_free, len(dates), level, n_jobs))
         seconds[name] = time.perf_counter() - started
     result = pd.concat(frames, ignore_index=True)
     for column in ("yhat", "yhat_lower", "yhat_upper"):
@@ -64,16 +64,9 @@ def peer_forecasts(
     return result[COLUMNS], seconds
 
 
-def _statsforecast(
-    name: str, train: pd.DataFrame, dates: pd.DatetimeIndex, level: float, n_jobs: int
-) -> pd.DataFrame:
-    os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, AutoTheta
-
-    peer = {"auto_theta": AutoTheta, "auto_ets": AutoETS}[name](season_length=7)
-
-    last_day = dates[0] - pd.Timedelta(days=1)
+def _gap_free(train: pd.DataFrame, last_day: pd.Timestamp) -> pd.DataFrame:
+    """statsforecast's input: each series daily from its first day to ``last_day``, gaps
+    filled by linear interpolation (ends by the nearest value)."""
     parts = []
     for (server_id, metric), series in train.groupby(SERIES, sort=True):
         values = (
@@ -86,10 +79,21 @@ def _statsforecast(
                 {"unique_id": f"{server_id}|{metric}", "ds": values.index, "y": values.to_numpy()}
             )
         )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _statsforecast(
+    name: str, gap_free: pd.DataFrame, horizon: int, level: float, n_jobs: int
+) -> pd.DataFrame:
+    os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, AutoTheta
+
+    peer = {"auto_theta": AutoTheta, "auto_ets": AutoETS}[name](season_length=7)
     percent = round(level * 100)
     column = repr(peer)
     raw = StatsForecast(models=[peer], freq="D", n_jobs=n_jobs).forecast(
-        df=pd.concat(parts, ignore_index=True), h=len(dates), level=[percent]
+        df=gap_free, h=horizon, level=[percent]
     )
     result = pd.DataFrame(
         {
