@@ -21,7 +21,8 @@ from capacity_forecaster.features import (
     flag_outliers,
     to_long,
 )
-from capacity_forecaster.params import FeatureParams
+from capacity_forecaster.params import FeatureParams, SyntheticParams
+from capacity_forecaster.synth import generate_fleet
 
 PARAMS = FeatureParams()
 SERVERS = pd.DataFrame({"server_id": ["s1", "s2"], "region": ["us-east-1", "us-east-1"]})
@@ -30,6 +31,23 @@ SERVERS = pd.DataFrame({"server_id": ["s1", "s2"], "region": ["us-east-1", "us-e
 def wiggle(n: int, level: float = 50.0, amplitude: float = 1.0) -> np.ndarray:
     """A deterministic, gently noisy series."""
     return level + amplitude * np.sin(np.arange(n) * 2.3)
+
+
+def business_hours(n: int, start: str = "2025-04-07") -> np.ndarray:
+    """A business-hours server: ~60 % on weekdays, ~20 % at the weekend, gently noisy."""
+    weekend = pd.date_range(start, periods=n, freq="D").day_of_week >= 5
+    return np.where(weekend, 20.0, 60.0) + np.sin(np.arange(n) * 2.3)
+
+
+def same_weekday_median(values: np.ndarray, weeks: int = 7) -> np.ndarray:
+    """Reference: each day's centred rolling median over the same weekday (one series)."""
+    phase = pd.Series(np.arange(len(values)) % 7)
+    return (
+        pd.Series(values)
+        .groupby(phase)
+        .transform(lambda s: s.rolling(weeks, center=True, min_periods=weeks // 2 + 1).median())
+        .to_numpy()
+    )
 
 
 def metrics_frame(start: str, values: np.ndarray, server: str = "s1") -> pd.DataFrame:
@@ -102,7 +120,7 @@ def test_to_long_rejects_duplicate_server_days() -> None:
 # ------------------------------------------------------------------------------- outliers
 
 
-def test_single_spike_is_flagged_and_replaced_by_the_rolling_median() -> None:
+def test_single_spike_is_flagged_and_replaced_by_the_same_weekday_median() -> None:
     values = wiggle(60)
     values[30] = 95.0  # 2025-01-31: mid-quarter, not a US holiday
     long = series("2025-01-01", values)
@@ -114,9 +132,10 @@ def test_single_spike_is_flagged_and_replaced_by_the_rolling_median() -> None:
     cleaned = clean_series(long, PARAMS, SERVERS)
     assert cleaned["is_outlier"].tolist() == flags.tolist()
     assert cleaned["value_raw"].iloc[30] == 95.0
-    window = np.delete(values[23:38], 7)  # neighbours without the spike bracket its median
-    assert window.min() <= cleaned["value"].iloc[30] <= window.max()
-    assert cleaned["value"].iloc[30] == pytest.approx(np.median(values[23:38]))
+    fridays = values[9:52:7]  # the same weekday, three weeks either side
+    neighbours = np.delete(fridays, 3)  # without the spike, they bracket the replacement
+    assert neighbours.min() <= cleaned["value"].iloc[30] <= neighbours.max()
+    assert cleaned["value"].iloc[30] == pytest.approx(np.median(fridays))
     unchanged = np.delete(np.arange(60), 30)
     np.testing.assert_array_equal(cleaned["value"].to_numpy()[unchanged], values[unchanged])
 
@@ -143,6 +162,33 @@ def test_flat_series_is_not_flagged() -> None:
     tiny_wiggles = series("2025-01-01", 40.0 + np.array([0.0, 0.1, -0.1, 0.3] * 10))
     for long in (constant, tiny_wiggles):
         assert not flag_outliers(long, window=15, threshold=6.0).any()
+
+
+def test_a_weekly_pattern_is_not_an_outlier_but_a_spike_within_it_is() -> None:
+    # Weekends 40 points below the weekdays: each weekend day stands out in its 15-day window
+    # (mostly weekdays), but not among the other weekends, so none is flagged.
+    values = business_hours(84)
+    assert not flag_outliers(series("2025-04-07", values), window=15, threshold=6.0).any()
+
+    values[[37, 40]] = [99.0, 0.0]  # a spike on a Wednesday, a drop on a Saturday
+    long = series("2025-04-07", values)
+    assert long["date"].dt.day_of_week.iloc[[37, 40]].tolist() == [2, 5]
+    cleaned = clean_series(long, PARAMS, SERVERS)
+    assert cleaned.index[cleaned["is_outlier"]].tolist() == [37, 40]
+    # Each is replaced by its own weekday's level, not the weekday-heavy window's.
+    assert cleaned["value"].iloc[37] == pytest.approx(60.0, abs=1.0)
+    assert cleaned["value"].iloc[40] == pytest.approx(20.0, abs=1.0)
+
+
+def test_too_few_same_weekday_values_leave_the_daily_window_to_decide() -> None:
+    # 20 days: no weekday occurs four times, so the same-weekday check cannot be made.
+    values = wiggle(20)
+    values[10] = 95.0
+    long = series("2025-01-01", values)
+    cleaned = clean_series(long, FeatureParams(outlier_window=9), SERVERS)
+    assert cleaned.index[cleaned["is_outlier"]].tolist() == [10]
+    daily = long["value"].rolling(9, center=True, min_periods=5).median()
+    assert cleaned["value"].iloc[10] == pytest.approx(daily.iloc[10])
 
 
 def test_outlier_windows_stay_inside_each_series() -> None:
@@ -252,16 +298,34 @@ def test_rolling_features_match_a_per_series_groupby_reference() -> None:
     np.testing.assert_array_equal(out["lag_2"], expected_lag)
 
 
-def test_outlier_replacement_is_the_centered_rolling_median() -> None:
+def test_outlier_replacement_is_the_centred_same_weekday_median() -> None:
     values = wiggle(40)
     values[[1, 20]] = [99.0, 1.0]  # one spike near the series start, one dip mid-series
-    values[25] = np.nan
+    values[27] = np.nan  # a missing value among the dip's same-weekday neighbours
     long = series("2025-01-05", values)
     params = FeatureParams(outlier_window=9)
     cleaned = clean_series(long, params, SERVERS)
     assert cleaned.index[cleaned["is_outlier"]].tolist() == [1, 20]
-    median = long["value"].rolling(9, center=True, min_periods=5).median()
-    np.testing.assert_allclose(cleaned["value"].iloc[[1, 20]], median.iloc[[1, 20]])
+    median = same_weekday_median(values)
+    np.testing.assert_allclose(cleaned["value"].iloc[[1, 20]], median[[1, 20]])
+
+
+def test_cleaning_a_synthetic_fleet_flags_its_injected_outliers_not_its_weekends() -> None:
+    # The generator injects its outliers after drawing the series, so the same seed without
+    # them shows which values they replaced (no missing days: those would move too).
+    fleet = SyntheticParams(n_servers=20, days=400, outlier_share=0.005, missing_share=0.0)
+    dirty, servers = generate_fleet(fleet, seed=3)
+    truth, _ = generate_fleet(fleet.model_copy(update={"outlier_share": 0.0}), seed=3)
+    cleaned = clean_series(to_long(dirty), PARAMS, servers)
+    injected = cleaned["value_raw"].to_numpy() != to_long(truth)["value"].to_numpy()
+    flagged = cleaned["is_outlier"].to_numpy()
+
+    assert injected.sum() > 100
+    precision = (flagged & injected).sum() / flagged.sum()
+    recall = (flagged & injected).sum() / injected.sum()
+    # Before the same-weekday check, genuine weekend values were most of the flags here.
+    assert precision >= 0.95, f"precision {precision:.3f}"
+    assert recall >= 0.75, f"recall {recall:.3f}"
 
 
 def test_functions_reject_frames_off_the_daily_grid() -> None:
