@@ -398,10 +398,10 @@ def clean_series(long: pd.DataFrame, params: FeatureParams, servers: pd.DataFram
     raw = long["value"].to_numpy(dtype=np.float64, na_value=np.nan)
     eoq = _by_date(long["date"], lambda d: quarter_end_window(d, params.quarter_end_business_days))
     protected = eoq | _holiday_rows(long, servers, warn=False)  # the calendar step warns
-    flags, median = _hampel(
+    flags, replacement = _hampel(
         long, params.outlier_window, params.outlier_mad_threshold, protected, MAD_FLOOR
     )
-    despiked = np.where(flags, median, raw)
+    despiked = np.where(flags, replacement, raw)
     value = _interpolate_short_gaps(despiked, start, end, params.impute_limit_days)
     imputed = np.isnan(despiked) & ~np.isnan(value)
     logger.info(
