@@ -112,18 +112,29 @@ def _layout(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     server_codes = pd.factorize(frame["server_id"])[0].astype(np.int64)
     metric_codes = pd.factorize(frame["metric"])[0].astype(np.int64)
     key = server_codes * (metric_codes.max() + 1) + metric_codes
-    new = np.ones(n, dtype=bool)
-    new[1:] = key[1:] != key[:-1]
-    starts = np.flatnonzero(new)
+    new = _run_starts(key)
     steps = np.diff(_days(frame["date"]))[~new[1:]]
-    if (steps != 1).any() or len(np.unique(key[starts])) != len(starts):
+    if (steps != 1).any() or len(np.unique(key[new])) != new.sum():
         raise ValueError(
             "expected the to_long layout: rows sorted by server_id, metric, date, "
             "one contiguous block per series, on a complete daily grid"
         )
-    block = np.cumsum(new) - 1
-    ends = np.append(starts[1:], n) - 1
-    return starts[block], ends[block]
+    return _run_bounds(new)
+
+
+def _run_starts(key: np.ndarray) -> np.ndarray:
+    """True where a run of equal consecutive ``key`` values begins."""
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = key[1:] != key[:-1]
+    return new
+
+
+def _run_bounds(new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per position, the first and last positions of its run (``new`` marks where runs begin)."""
+    starts = np.flatnonzero(new)
+    run = np.cumsum(new) - 1
+    ends = np.append(starts[1:], len(new)) - 1
+    return starts[run], ends[run]
 
 
 def _by_date(dates: pd.Series, func: Any) -> np.ndarray:
@@ -298,13 +309,8 @@ def _same_weekday_order(start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     # keeps each run in date order.
     run_key = start * 7 + (np.arange(n) - start) % 7
     order = np.argsort(run_key, kind="stable")
-    run_key = run_key[order]
-    new = np.ones(n, dtype=bool)
-    new[1:] = run_key[1:] != run_key[:-1]
-    firsts = np.flatnonzero(new)
-    run = np.cumsum(new) - 1
-    lasts = np.append(firsts[1:], n) - 1
-    return order, firsts[run], lasts[run]
+    firsts, lasts = _run_bounds(_run_starts(run_key[order]))
+    return order, firsts, lasts
 
 
 def _same_weekday_median_mad(
