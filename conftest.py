@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from capacity_forecaster.stage import PARAMS_ENV, RUN_ID_ENV
+from capacity_forecaster.core.stage import PARAMS_ENV, RUN_ID_ENV
 from tests.nbval_env import NBVAL_RUN_ID, nbval_params
 
 

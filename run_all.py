@@ -14,8 +14,8 @@ import argparse
 import logging
 import sys
 
-from capacity_forecaster.errors import CapacityForecasterError, ParamsError
-from capacity_forecaster.pipeline import discover_stages, run_pipeline
+from capacity_forecaster.core.errors import CapacityForecasterError, ParamsError
+from capacity_forecaster.runner.pipeline import discover_stages, run_pipeline
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

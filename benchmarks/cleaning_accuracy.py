@@ -22,8 +22,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster import features, synth
-from capacity_forecaster.params import FeatureParams, SyntheticParams
+from capacity_forecaster.cleaning import features
+from capacity_forecaster.core.params import FeatureParams, SyntheticParams
+from capacity_forecaster.ingest import synthetic
 
 KEYS = ["server_id", "metric", "date"]
 
@@ -45,8 +46,10 @@ def main() -> None:
         outlier_share=args.outlier_share,
         missing_share=0.0,
     )
-    dirty, servers = synth.generate_fleet(fleet, seed=args.seed)
-    truth, _ = synth.generate_fleet(fleet.model_copy(update={"outlier_share": 0.0}), seed=args.seed)
+    dirty, servers = synthetic.generate_fleet(fleet, seed=args.seed)
+    truth, _ = synthetic.generate_fleet(
+        fleet.model_copy(update={"outlier_share": 0.0}), seed=args.seed
+    )
     started = time.perf_counter()
     cleaned = features.clean_series(features.to_long(dirty), FeatureParams(), servers)
     seconds = time.perf_counter() - started

@@ -34,9 +34,12 @@ import time
 import pandas as pd
 import peers  # benchmarks/peers.py, beside this script
 
-from capacity_forecaster import backtest, features, metrics, synth
-from capacity_forecaster.models import intervals, model_factories, trend
-from capacity_forecaster.params import parse_params
+from capacity_forecaster.cleaning import features
+from capacity_forecaster.core import scoring
+from capacity_forecaster.core.params import parse_params
+from capacity_forecaster.forecasting import backtest, intervals
+from capacity_forecaster.forecasting.models import model_factories, trend
+from capacity_forecaster.ingest import synthetic
 
 SERIES = ["server_id", "metric"]
 
@@ -103,7 +106,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
             "compute": {"n_jobs": args.n_jobs},
         }
     )
-    raw, servers = synth.generate_fleet(params.data.synthetic, seed=args.seed)
+    raw, servers = synthetic.generate_fleet(params.data.synthetic, seed=args.seed)
     feature_frame, _ = features.build_features(raw, servers, params.features)
     history = feature_frame[[*SERIES, "date", "value", "is_imputed"]]
     cut = history["date"].max() - pd.Timedelta(days=args.holdout)
@@ -143,7 +146,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
 
     # Fit on everything before the holdout, forecast it, score it.
     dates = pd.date_range(cut + pd.Timedelta(days=1), periods=args.holdout, freq="D")
-    scale = metrics.seasonal_naive_scale(train).reset_index()
+    scale = scoring.seasonal_naive_scale(train).reset_index()
     parts, fit_seconds = [], {}
     for name, make in factories.items():
         started = time.perf_counter()
@@ -169,7 +172,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
         .assign(model="champion")
     )
     scored = pd.concat([forecasts, champion]).merge(holdout, on=[*SERIES, "date"], how="inner")
-    per_series = metrics.score(scored, ["model", *SERIES])
+    per_series = scoring.score(scored, ["model", *SERIES])
     baseline = per_series[per_series["model"] == "seasonal_naive"].set_index(SERIES)["mase"]
     per_series = per_series.join(baseline.rename("baseline"), on=SERIES)
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from openpyxl.xml import LXML
 
-from capacity_forecaster import report, report_xlsx
+from capacity_forecaster.reporting import report, workbook
 
 METRICS = ("cpu_p95", "mem_p95", "disk_p95")
 
@@ -68,7 +68,7 @@ def main() -> None:
     size = 0
     for _ in range(args.repeat):
         started = time.perf_counter()
-        data = report_xlsx.build_workbook(summary, empty, table, empty, empty, empty, empty)
+        data = workbook.build_workbook(summary, empty, table, empty, empty, empty, empty)
         seconds.append(time.perf_counter() - started)
         size = len(data)
     print(f"openpyxl with lxml: {LXML}")

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from capacity_forecaster.pipeline import NOTEBOOKS_DIR, discover_stages
-from capacity_forecaster.stage import PARAMS_ENV, RUN_ID_ENV
+from capacity_forecaster.core.stage import PARAMS_ENV, RUN_ID_ENV
+from capacity_forecaster.runner.pipeline import NOTEBOOKS_DIR, discover_stages
 from tests.nbval_env import NBVAL_RUN_ID, nbval_params
 
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"

@@ -1,0 +1,574 @@
+"""Stage 09 interactive figures (plotly) and the self-contained HTML pages that show them.
+
+The figures draw from the same tables as the static ones in ``plots``. Every page references
+one shared ``plotly.min.js`` next to it (``plotly_js`` returns its text), so the pages open
+from a file:// URL with no network: no CDN, no MathJax.
+
+Text safety: plotly.js renders a subset of HTML (``<b>``, ``<br>``, ``<a href>``...) in titles,
+hover labels, legends, tick labels and button labels, and server names or business units come
+from user data. So every data-derived string passes through ``_text`` (an HTML escape that
+plotly.js turns back into the literal characters on screen) before it reaches the figure.
+Plain functions on frames; no I/O.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.offline
+from plotly.subplots import make_subplots
+
+from capacity_forecaster.core.errors import StageCheckError
+from capacity_forecaster.reporting.charts import (
+    BASELINE_MODEL,
+    CHAMPION_MODEL,
+    FIGURE_STEMS,
+    LEVELS,
+    HeatmapValue,
+    accuracy_table,
+    cluster_groups,
+    interval_level,
+    metric_order,
+    model_order,
+    risk_matrix,
+    savings_breakdown,
+    savings_title,
+    savings_totals,
+    series_windows,
+    text_values,
+    urgent_series,
+)
+
+logger = logging.getLogger(__name__)
+
+PLOTLY_JS_NAME = "plotly.min.js"  # the one plotly.js every page loads, next to the pages
+TRACES_PER_SERIES = 5  # history, interval lower, interval upper (filled), forecast, threshold
+_SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*\.js")
+_KIND_COLOURS = {"consolidation": "#2ca02c", "right-sizing": "#1f77b4"}
+_BASELINE_COLOUR = "#9e9e9e"
+_CHAMPION_COLOUR = "#1f3b73"
+
+
+def _text(value: object) -> str:
+    """A data-derived string made inert for plotly's pseudo-HTML.
+
+    ``quote=False``: quotes cannot open a tag once ``<`` is escaped, and plotly.js decodes
+    ``&lt; &gt; &amp;`` and numeric entities but shows ``&quot;`` literally. ``$`` becomes
+    ``&#36;`` because plotly.js typesets ``$...$`` as TeX where MathJax is loaded (Jupyter)."""
+    return html.escape(str(value), quote=False).replace("$", "&#36;")
+
+
+def _texts(values: Iterable[object]) -> list[str]:
+    return [_text(v) for v in values]
+
+
+def _empty_figure(title: str, message: str) -> go.Figure:
+    """A figure that says why it has nothing to show."""
+    fig = go.Figure()
+    fig.add_annotation(
+        text=message,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 16, "color": "#666"},
+    )
+    fig.update_layout(title=title, template="plotly_white", height=360)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def _number(value: object, spec: str, missing: str = "n/a") -> str:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return missing
+    return missing if np.isnan(number) else format(number, spec)
+
+
+# --- 1. urgent servers --------------------------------------------------------------------
+
+
+def _series_title(row: Mapping[str, Any]) -> str:
+    days = row.get("days_to_breach")
+    breach = (
+        f"breach in {_number(days, '.0f')} days"
+        if _number(days, ".0f") != "n/a"
+        else "no breach on the forecast"
+    )
+    parts = [
+        f"#{row['rank']} {_text(row['server_id'])} · {_text(row['metric'])}",
+        f"{_text(row['risk_level'])} risk: {breach}",
+        f"P(breach) {_number(row.get('breach_probability'), '.0%')}",
+    ]
+    unit = row.get("business_unit")
+    if unit is not None and not pd.isna(unit):
+        parts.append(_text(unit))
+    return " · ".join(parts)
+
+
+def _series_traces(
+    row: Mapping[str, Any], past: pd.DataFrame, ahead: pd.DataFrame, index: int, visible: bool
+) -> list[go.Scatter]:
+    """The TRACES_PER_SERIES traces of one series, tagged with ``meta`` = its index."""
+    common = {"visible": visible, "meta": index}
+    model = _text(ahead["model"].iloc[0]) if len(ahead) else "none"
+    threshold = float(row["threshold"])
+    dates = pd.concat([past["date"], ahead["date"]])
+    span = [dates.min(), dates.max()] if len(dates) else []
+    return [
+        go.Scatter(
+            x=past["date"],
+            y=past["value"],
+            mode="lines",
+            name="history",
+            line={"color": "#555", "width": 1.5},
+            hovertemplate="%{x|%Y-%m-%d}: %{y:.1f}%<extra>history</extra>",
+            **common,
+        ),
+        go.Scatter(
+            x=ahead["date"],
+            y=ahead["yhat_lower"],
+            mode="lines",
+            line={"width": 0},
+            showlegend=False,
+            hoverinfo="skip",
+            name="interval lower",
+            **common,
+        ),
+        go.Scatter(
+            x=ahead["date"],
+            y=ahead["yhat_upper"],
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor="rgba(31, 119, 180, 0.2)",
+            name="interval",
+            hoverinfo="skip",
+            **common,
+        ),
+        go.Scatter(
+            x=ahead["date"],
+            y=ahead["yhat"],
+            customdata=np.column_stack([ahead["yhat_lower"], ahead["yhat_upper"]]),
+            mode="lines",
+            name=f"forecast ({model})",
+            line={"color": "#1f77b4", "width": 2},
+            hovertemplate=(
+                "%{x|%Y-%m-%d}: %{y:.1f}% (interval %{customdata[0]:.1f} to "
+                "%{customdata[1]:.1f})<extra>forecast</extra>"
+            ),
+            **common,
+        ),
+        go.Scatter(
+            x=span,
+            y=[threshold] * len(span),
+            mode="lines",
+            name=f"threshold {threshold:.0f}%",
+            line={"color": "red", "dash": "dash"},
+            hovertemplate=f"threshold {threshold:.1f}%<extra></extra>",
+            **common,
+        ),
+    ]
+
+
+def urgent_servers_figure(
+    history: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    risk: pd.DataFrame,
+    top_n: int = 20,
+    history_days: int = 180,
+) -> go.Figure:
+    """Recent history, champion forecast, interval and threshold of the ``top_n`` most urgent
+    series in one figure; a dropdown shows one series at a time (the most urgent first)."""
+    rows = urgent_series(risk, top_n)
+    if rows.empty:
+        return _empty_figure("Most urgent servers", "No server at risk: every series is low risk.")
+    windows = series_windows(history, forecasts, rows, history_days)
+    records = rows.to_dict("records")
+    fig = go.Figure()
+    titles = []
+    for index, row in enumerate(records):
+        past, ahead = windows[(row["server_id"], row["metric"])]
+        fig.add_traces(_series_traces(row, past, ahead, index, visible=index == 0))
+        titles.append(_series_title(row))
+    buttons = []
+    for index, row in enumerate(records):
+        visible = [trace.meta == index for trace in fig.data]
+        label = f"#{row['rank']} {_text(row['server_id'])} · {_text(row['metric'])}"
+        buttons.append(
+            {
+                "label": label,
+                "method": "update",
+                "args": [{"visible": visible}, {"title.text": titles[index]}],
+            }
+        )
+    fig.update_layout(
+        title={"text": titles[0], "y": 0.97},
+        template="plotly_white",
+        height=520,
+        margin={"t": 110},
+        yaxis_title="utilisation (%)",
+        hovermode="x unified",
+        legend={"orientation": "h", "y": -0.15},
+        updatemenus=[
+            {
+                "buttons": buttons,
+                "direction": "down",
+                "showactive": True,
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 1.12,
+                "yanchor": "top",
+            }
+        ],
+    )
+    logger.info("09_visualize: urgent servers figure with %d series", len(records))
+    return fig
+
+
+# --- 2. fleet risk heatmap ----------------------------------------------------------------
+
+
+def risk_heatmap_figure(risk: pd.DataFrame, value: HeatmapValue = "servers_at_risk") -> go.Figure:
+    """Business unit x region: servers at risk (high or medium, by each server's worst metric)
+    or their share; the hover lists the servers by level."""
+    title = "Servers at risk (high or medium) by business unit and region"
+    matrix = risk_matrix(risk)
+    if matrix.empty:
+        return _empty_figure(title, "No risk assessment to show.")
+    units = sorted(matrix["business_unit"].unique())
+    regions = sorted(matrix["region"].unique())
+    cells = matrix.set_index(["business_unit", "region"])
+    z = np.full((len(units), len(regions)), np.nan)
+    labels = np.full((len(units), len(regions)), "", dtype=object)
+    hover = np.full((len(units), len(regions)), "", dtype=object)
+    for i, unit in enumerate(units):
+        for j, region in enumerate(regions):
+            if (unit, region) not in cells.index:
+                continue
+            cell = cells.loc[(unit, region)]
+            z[i, j] = cell[value]
+            labels[i, j] = f"{int(cell['servers_at_risk'])}/{int(cell['servers'])}"
+            counts = ", ".join(f"{level} {int(cell[level])}" for level in LEVELS)
+            hover[i, j] = (
+                f"{int(cell['servers_at_risk'])} of {int(cell['servers'])} servers at risk "
+                f"({cell['share_at_risk']:.0%})<br>{counts}"
+            )
+    share = value == "share_at_risk"
+    zmax = 1.0 if share else max(1.0, float(np.nanmax(z)))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=_texts(regions),
+            y=_texts(units),
+            text=labels,
+            texttemplate="%{text}",
+            customdata=hover,
+            hovertemplate="%{y} · %{x}<br>%{customdata}<extra></extra>",
+            hoverongaps=False,
+            colorscale="Reds",
+            zmin=0,
+            zmax=zmax,
+            colorbar={
+                "title": {"text": "share at risk" if share else "servers at risk"},
+                # whole servers: no 0.5 ticks
+                **({"tickformat": ".0%"} if share else {"dtick": max(1, math.ceil(zmax / 5))}),
+            },
+        )
+    )
+    if not int(matrix["servers_at_risk"].sum()):
+        title += ": none at risk"
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        # category axes: a region named "2024" or "1" must not become a number or a date
+        xaxis={"title": {"text": "region"}, "type": "category"},
+        yaxis={"title": {"text": "business unit"}, "type": "category", "autorange": "reversed"},
+        height=max(360, 40 * len(units) + 200),
+    )
+    return fig
+
+
+# --- 3. clusters --------------------------------------------------------------------------
+
+
+def clusters_figure(clusters: pd.DataFrame) -> go.Figure:
+    """Servers on the first two principal components, coloured by cluster label; the hover
+    shows the server, its finding, action and monthly saving."""
+    title = "Server clusters (principal components of the utilisation profile)"
+    if clusters.empty:
+        return _empty_figure(title, "No clustered servers.")
+    fig = go.Figure()
+    for label, group in cluster_groups(clusters):
+        savings = pd.to_numeric(
+            group.get("monthly_savings_usd", pd.Series(0.0, index=group.index)), errors="coerce"
+        ).fillna(0.0)
+        customdata = np.column_stack(
+            [
+                _texts(group["server_id"]),
+                _texts(text_values(group, "finding")),
+                _texts(text_values(group, "action")),
+                [f"{s:,.0f}" for s in savings],
+                _texts(text_values(group, "business_unit")),
+                [_number(v, ".1f") for v in group.get("cpu_p95", [np.nan] * len(group))],
+                [_number(v, ".1f") for v in group.get("mem_p95", [np.nan] * len(group))],
+            ]
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=group["pc1"],
+                y=group["pc2"],
+                mode="markers",
+                name=_text(label),
+                marker={"size": 9, "opacity": 0.8},
+                customdata=customdata,
+                hovertemplate=(
+                    "<b>%{customdata[0]}</b> (%{customdata[4]})<br>"
+                    "finding: %{customdata[1]}, action: %{customdata[2]}<br>"
+                    "saving: %{customdata[3]} USD per month<br>"
+                    "CPU P95 %{customdata[5]}%, memory P95 %{customdata[6]}%"
+                    "<extra>%{fullData.name}</extra>"
+                ),
+            )
+        )
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        xaxis_title="PC1",
+        yaxis_title="PC2",
+        legend_title_text="cluster",
+        height=520,
+    )
+    return fig
+
+
+# --- 4. model accuracy --------------------------------------------------------------------
+
+
+def _model_colour(model: str) -> str | None:
+    return {BASELINE_MODEL: _BASELINE_COLOUR, CHAMPION_MODEL: _CHAMPION_COLOUR}.get(model)
+
+
+def model_accuracy_figure(metrics: Mapping[str, Any]) -> go.Figure:
+    """Backtest MASE by metric x model (grouped bars, the seasonal-naive baseline in grey, a
+    line at MASE 1 = in-sample seasonal naive) and interval coverage against its nominal
+    level."""
+    title = "Model accuracy against the seasonal-naive baseline (rolling-origin backtest)"
+    table = accuracy_table(metrics)
+    if table.empty:
+        return _empty_figure(title, "No backtest metrics.")
+    level = interval_level(metrics)
+    metric_names = metric_order(table)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=(
+            "MASE (lower is better; dashed: in-sample seasonal naive)",
+            f"Interval coverage (dashed: nominal {level:.0%})" if level else "Interval coverage",
+        ),
+    )
+    for model in model_order(table):
+        rows = table[table["model"] == model].set_index("metric").reindex(metric_names)
+        name = f"{model} (baseline)" if model == BASELINE_MODEL else model
+        customdata = np.column_stack(
+            [
+                [_number(v, ".2f") for v in rows["mase_median"]],
+                [_number(v, ".0%") for v in rows["beats_baseline_share"]],
+                [_number(v, ".2f") for v in rows["smape"]],
+                [_number(v, ".0%") for v in rows["coverage"]],
+                [_number(v, ".0f") for v in rows["series"]],
+            ]
+        )
+        style = {
+            "name": _text(name),
+            "legendgroup": _text(model),
+            "x": _texts(metric_names),
+            "customdata": customdata,
+            "marker": {"color": _model_colour(model)},
+        }
+        if model == BASELINE_MODEL:
+            style["marker"]["pattern"] = {"shape": "/"}
+        fig.add_trace(
+            go.Bar(
+                y=rows["mase"],
+                hovertemplate=(
+                    "%{x}: MASE %{y:.2f} (median %{customdata[0]}), beats baseline on "
+                    "%{customdata[1]} of %{customdata[4]} series, sMAPE %{customdata[2]}"
+                    "<extra>%{fullData.name}</extra>"
+                ),
+                **style,
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Bar(
+                y=rows["coverage"],
+                showlegend=False,
+                hovertemplate=("%{x}: coverage %{customdata[3]}<extra>%{fullData.name}</extra>"),
+                **style,
+            ),
+            row=1,
+            col=2,
+        )
+    fig.add_hline(y=1.0, line_dash="dash", line_color="black", row=1, col=1)
+    if level is not None:
+        fig.add_hline(y=level, line_dash="dash", line_color="red", row=1, col=2)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title_text="MASE", row=1, col=1)
+    fig.update_yaxes(title_text="share of actuals inside", range=[0, 1.05], row=1, col=2)
+    fig.update_layout(title=title, template="plotly_white", barmode="group", height=480)
+    return fig
+
+
+# --- 5. savings ---------------------------------------------------------------------------
+
+
+def savings_figure(
+    clusters: pd.DataFrame, recommendations: Mapping[str, Any] | None = None
+) -> go.Figure:
+    """Monthly savings by action (consolidation vs right-sizing) and by business unit, each
+    server counted once (see ``plots.savings_breakdown``)."""
+    breakdown = savings_breakdown(clusters)
+    title = savings_title(savings_totals(breakdown, recommendations))
+    if breakdown.empty:
+        return _empty_figure(title, "No savings identified.")
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("by action", "by business unit"), horizontal_spacing=0.25
+    )
+    by_category = (
+        breakdown.groupby(["kind", "category"])
+        .agg(usd=("monthly_savings_usd", "sum"), servers=("server_id", "size"))
+        .reset_index()
+        .sort_values("usd")
+    )
+    by_unit = (
+        breakdown.groupby(["business_unit", "kind"])
+        .agg(usd=("monthly_savings_usd", "sum"), servers=("server_id", "size"))
+        .reset_index()
+    )
+    unit_order = by_unit.groupby("business_unit")["usd"].sum().sort_values().index
+    for kind, colour in _KIND_COLOURS.items():
+        categories = by_category[by_category["kind"] == kind]
+        units = (
+            by_unit[by_unit["kind"] == kind]
+            .set_index("business_unit")[["usd", "servers"]]
+            .reindex(unit_order, fill_value=0)
+        )
+        hovertemplate = (
+            f"%{{y}}: %{{x:,.0f}} USD per month, %{{customdata}} servers<extra>{kind}</extra>"
+        )
+        if len(categories):
+            fig.add_trace(
+                go.Bar(
+                    x=categories["usd"],
+                    y=_texts(categories["category"]),
+                    customdata=categories["servers"],
+                    orientation="h",
+                    name=kind,
+                    legendgroup=kind,
+                    marker_color=colour,
+                    hovertemplate=hovertemplate,
+                ),
+                row=1,
+                col=1,
+            )
+        fig.add_trace(
+            go.Bar(
+                x=units["usd"],
+                y=_texts(units.index),
+                customdata=units["servers"],
+                orientation="h",
+                name=kind,
+                legendgroup=kind,
+                showlegend=not len(categories),
+                marker_color=colour,
+                hovertemplate=hovertemplate,
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_xaxes(title_text="USD per month")
+    fig.update_yaxes(type="category")
+    fig.update_layout(
+        title=title,
+        template="plotly_white",
+        barmode="stack",
+        height=max(380, 30 * max(len(by_category), len(unit_order)) + 200),
+    )
+    return fig
+
+
+# --- all figures and their pages ----------------------------------------------------------
+
+
+def interactive_figures(
+    history: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    risk: pd.DataFrame,
+    clusters: pd.DataFrame,
+    metrics: Mapping[str, Any],
+    recommendations: Mapping[str, Any] | None = None,
+    top_n: int = 20,
+    history_days: int = 180,
+) -> dict[str, go.Figure]:
+    """The five interactive figures keyed by file stem (``plots.FIGURE_STEMS``)."""
+    figures = {
+        "urgent_servers": urgent_servers_figure(history, forecasts, risk, top_n, history_days),
+        "risk_heatmap": risk_heatmap_figure(risk),
+        "clusters": clusters_figure(clusters),
+        "model_accuracy": model_accuracy_figure(metrics),
+        "savings": savings_figure(clusters, recommendations),
+    }
+    logger.info("09_visualize: built %d interactive figures", len(figures))
+    return figures
+
+
+def figure_html(
+    fig: go.Figure, plotlyjs_src: str = PLOTLY_JS_NAME, page_title: str | None = None
+) -> str:
+    """A full HTML page showing ``fig`` that loads plotly.js from the relative ``plotlyjs_src``
+    (write ``plotly_js()`` there once); no CDN, no MathJax, a fixed div id so the same figure
+    gives the same bytes. ``page_title`` (escaped here) names the browser tab."""
+    if not _SCRIPT_NAME.fullmatch(plotlyjs_src) or ".." in plotlyjs_src.split("/"):
+        raise ValueError(
+            f"plotlyjs_src must be a relative path to a .js file next to the page, "
+            f"got {plotlyjs_src!r}"
+        )
+    page = fig.to_html(
+        include_plotlyjs=plotlyjs_src,
+        include_mathjax=False,
+        full_html=True,
+        div_id="figure",
+        config={"displaylogo": False, "responsive": True},
+    )
+    if page_title is not None:
+        page = page.replace("</head>", f"    <title>{html.escape(page_title)}</title>\n</head>", 1)
+    return page
+
+
+def plotly_js() -> str:
+    """The plotly.js bundle the pages of ``figure_html`` reference (write it once)."""
+    return plotly.offline.get_plotlyjs()
+
+
+def check_plot_files(keys: Iterable[str], folder: str = "reports/plots/") -> None:
+    """Stage 09's post-condition: a page and a PNG for every figure, and the shared plotly.js."""
+    present = {key[len(folder) :] for key in keys if key.startswith(folder)}
+    expected = {PLOTLY_JS_NAME} | {
+        f"{stem}.{suffix}" for stem in FIGURE_STEMS for suffix in ("html", "png")
+    }
+    missing = sorted(expected - present)
+    if missing:
+        raise StageCheckError(f"09_visualize {folder}: missing {', '.join(missing)}")

@@ -1,0 +1,285 @@
+"""The robust damped-trend model: shapes, trend and weekly pattern, no look-ahead, bounds, bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from capacity_forecaster.core.errors import StageCheckError
+from capacity_forecaster.forecasting.models import (
+    PREDICTION_COLUMNS,
+    check_roundtrip,
+    load_model,
+    make_model,
+)
+from capacity_forecaster.forecasting.models.trend import (
+    RobustTrendModel,
+    _centred_weekly_mean,
+    _forecast,
+    select_config,
+    sharp_drops,
+)
+
+START = pd.Timestamp("2026-01-05")  # a Monday
+WEEKLY = np.array([1.0, 1.5, 1.5, 1.0, 0.0, -2.5, -2.5])  # sums to zero
+
+
+def _series(values: np.ndarray, server_id: str = "srv-1", metric: str = "disk_p95") -> pd.DataFrame:
+    dates = pd.date_range(START, periods=len(values), freq="D")
+    return pd.DataFrame(
+        {"server_id": server_id, "metric": metric, "date": dates, "value": np.asarray(values)}
+    )
+
+
+def _after(history: pd.DataFrame, days: int) -> pd.DatetimeIndex:
+    return pd.date_range(history["date"].max() + pd.Timedelta(days=1), periods=days, freq="D")
+
+
+def _fleet(days: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Two metrics x three servers: linear growth plus a weekly pattern plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days)
+    parts = []
+    for metric in ("cpu_p95", "disk_p95"):
+        for k in range(3):
+            values = 20 + 5 * k + 0.05 * t + WEEKLY[t % 7] + rng.normal(0, 0.2, days)
+            parts.append(_series(values, server_id=f"srv-{k}", metric=metric))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_one_row_per_series_and_date_in_range() -> None:
+    history = _fleet()
+    dates = _after(history, 30)
+    predicted = RobustTrendModel(horizon_days=30).fit(history).predict(dates)
+    assert list(predicted.columns) == PREDICTION_COLUMNS
+    assert len(predicted) == 6 * 30
+    assert not predicted.duplicated(["server_id", "metric", "date"]).any()
+    assert predicted["yhat"].between(0, 100).all()
+    assert set(predicted["date"]) == set(dates)
+
+
+def test_follows_a_linear_trend_and_its_weekly_pattern() -> None:
+    t = np.arange(280)
+    history = _series(30 + 0.1 * t + WEEKLY[t % 7])
+    dates = _after(history, 28)
+    predicted = RobustTrendModel(horizon_days=28).fit(history).predict(dates)
+    future = np.arange(280, 308)
+    expected = 30 + 0.1 * future + WEEKLY[future % 7]
+    np.testing.assert_allclose(predicted["yhat"].to_numpy(), expected, atol=0.2)
+
+
+def test_a_cleanup_does_not_bend_the_slope() -> None:
+    # Steady growth of 0.1/day with one 20-point cleanup 60 days before the end: the median of
+    # weekly changes keeps the slope, so the forecast continues the line from the new level.
+    t = np.arange(300)
+    values = 30 + 0.1 * t - 20 * (t >= 240)
+    history = _series(values)
+    model = RobustTrendModel(horizon_days=30).fit(history)
+    predicted = model.predict(_after(history, 30))["yhat"].to_numpy()
+    slope = np.diff(predicted).mean()
+    assert model.configs_["disk_p95"][2] > 0  # a trend was selected
+    assert slope == pytest.approx(0.1, abs=0.02)
+    assert predicted[0] == pytest.approx(values[-1] + 0.1, abs=0.3)
+
+
+def test_forecasts_stay_inside_0_to_100() -> None:
+    t = np.arange(200)
+    history = pd.concat(
+        [_series(60 + 0.5 * t, "srv-up"), _series(50 - 0.2 * t, "srv-down")],
+        ignore_index=True,
+    )
+    predicted = RobustTrendModel(horizon_days=120).fit(history).predict(_after(history, 120))
+    assert predicted["yhat"].between(0, 100).all()
+    assert predicted.loc[predicted["server_id"] == "srv-up", "yhat"].max() == 100
+    assert predicted.loc[predicted["server_id"] == "srv-down", "yhat"].min() == 0
+
+
+def test_changing_the_future_does_not_change_a_forecast() -> None:
+    # Fit on data up to a cut; then on the same data plus wildly different later days cut off
+    # again: a model that saw anything past the cut would forecast differently.
+    history = _fleet(days=300)
+    cut = history["date"].max() - pd.Timedelta(days=60)
+    tampered = history.copy()
+    tampered.loc[tampered["date"] > cut, "value"] = 99.0
+    dates = _after(history[history["date"] <= cut], 60)
+    clean = RobustTrendModel(horizon_days=60).fit(history[history["date"] <= cut]).predict(dates)
+    dirty = RobustTrendModel(horizon_days=60).fit(tampered[tampered["date"] <= cut]).predict(dates)
+    pd.testing.assert_frame_equal(clean, dirty)
+
+
+def test_selection_keeps_the_trend_of_trending_series_and_drops_it_for_noise() -> None:
+    rng = np.random.default_rng(3)
+    weekday = np.arange(300) % 7
+    growing = 20 + 0.1 * np.arange(300)[:, None] + rng.normal(0, 0.3, (300, 4))
+    (_, _, phi, cleanups), scores = select_config(growing, weekday, horizon_days=60)
+    assert scores and phi >= 0.97 and not cleanups
+    noise = 40 + rng.normal(0, 3.0, (300, 4))  # no trend: extrapolating slopes only hurts
+    (_, _, phi, _), _ = select_config(noise, weekday, horizon_days=60)
+    assert phi <= 0.9
+
+
+def test_short_history_uses_the_default_config() -> None:
+    history = _series(np.linspace(10, 20, 30))
+    model = RobustTrendModel(horizon_days=90).fit(history)
+    predicted = model.predict(_after(history, 90))
+    assert len(predicted) == 90
+    assert np.isfinite(predicted["yhat"]).all()
+
+
+def test_missing_days_and_a_late_starting_series() -> None:
+    t = np.arange(200)
+    full = _series(30 + 0.05 * t, "srv-1")
+    late = _series(10 + 0.05 * t[:80], "srv-2")
+    late["date"] += pd.Timedelta(days=120)  # ends on the same day as srv-1
+    history = pd.concat([full.drop(index=range(150, 170)), late], ignore_index=True)
+    history.loc[5, "value"] = np.nan
+    predicted = RobustTrendModel(horizon_days=30).fit(history).predict(_after(history, 30))
+    assert predicted.groupby("server_id").size().to_dict() == {"srv-1": 30, "srv-2": 30}
+    assert np.isfinite(predicted["yhat"]).all()
+
+
+def test_dates_not_after_the_history_raise() -> None:
+    history = _fleet()
+    model = RobustTrendModel().fit(history)
+    with pytest.raises(ValueError, match="after the history"):
+        model.predict(pd.DatetimeIndex([history["date"].max()]))
+
+
+def test_predict_before_fit_raises() -> None:
+    with pytest.raises(RuntimeError, match="before fit"):
+        RobustTrendModel().predict(pd.date_range("2026-01-01", periods=3))
+
+
+def test_round_trip_predicts_identically() -> None:
+    history = _fleet()
+    model = make_model(
+        "robust_trend", horizon_days=30, quarter_end_business_days=5, n_jobs=1, seed=0
+    ).fit(history, pd.DataFrame())
+    dates = _after(history, 30)
+    data = model.to_bytes()
+    check_roundtrip("robust_trend", model, data, dates)
+    loaded = load_model("robust_trend", data)
+    pd.testing.assert_frame_equal(model.predict(dates), loaded.predict(dates))
+    assert loaded.configs_ == model.configs_
+
+
+def test_check_roundtrip_rejects_another_fit() -> None:
+    history = _fleet()
+    model = RobustTrendModel(horizon_days=30).fit(history)
+    other = RobustTrendModel(horizon_days=30).fit(_fleet(seed=1)).to_bytes()
+    with pytest.raises(StageCheckError, match="robust_trend"):
+        check_roundtrip("robust_trend", model, other, _after(history, 30))
+
+
+def _sawtooth(days: int, start: float, growth: float, peak: float, keep: float) -> np.ndarray:
+    """A disk growing by ``growth`` a day, cut to ``keep`` of its level when it passes ``peak``."""
+    values, level = np.empty(days), start
+    for day in range(days):
+        level += growth
+        if level > peak:
+            level *= keep
+        values[day] = level
+    return values
+
+
+def _cleanup_fleet(days: int) -> pd.DataFrame:
+    """A disk cleaned at 60 % (down to 60 % of it) every ~80 days, a disk with one ad hoc purge,
+    and one with two purges from different levels."""
+    t = np.arange(days)
+    one_drop = 30 + 0.1 * t - 15 * (t >= days - 150)
+    two_drops = 20 + 0.1 * t - 8 * (t >= days - 250) - 8 * (t >= days - 120)
+    return pd.concat(
+        [
+            _series(_sawtooth(days, 40.0, 0.3, 60.0, 0.6), "srv-saw"),
+            _series(one_drop, "srv-one"),
+            _series(two_drops, "srv-two"),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_sharp_drops_are_large_and_lasting() -> None:
+    level = np.full(40, 50.0)
+    y = np.column_stack([level.copy() for _ in range(4)])
+    y[10:, 0] = 40.0  # lasting: flagged on day 9 -> 10
+    y[10, 1] = 40.0  # a one-day dip: not a cleanup
+    y[10:, 2] = 48.0  # lasting, but 2 points: noise
+    y[10:, 3], y[9, 3] = 40.0, np.nan  # across a missing day: on the gap's first day
+    drops = sharp_drops(y)
+    assert drops.shape == (39, 4)
+    assert np.flatnonzero(drops[:, 0]).tolist() == [9]
+    assert not drops[:, 1].any() and not drops[:, 2].any()
+    assert np.flatnonzero(drops[:, 3]).tolist() == [9]
+
+
+def test_a_learned_cleanup_level_cuts_the_forecast_where_the_history_did() -> None:
+    days = 370  # the next cleanup of srv-saw is due about 17 days after the end
+    history = _cleanup_fleet(days)
+    dates = _after(history, 60)
+    model = RobustTrendModel(horizon_days=60).fit(history)
+    predicted = model.predict(dates).set_index(["server_id", "date"])["yhat"]
+    saw = predicted["srv-saw"].to_numpy()
+    expected = _sawtooth(days + 60, 40.0, 0.3, 60.0, 0.6)[days:]
+    assert model.configs_["disk_p95"][3]  # chosen on inner origins: it helps there
+    assert saw.max() <= 60.0 + 0.3
+    drop_day = int(np.argmin(np.diff(saw)))
+    assert drop_day == int(np.argmin(np.diff(expected)))
+    assert saw[drop_day + 1] / saw[drop_day] == pytest.approx(0.6, abs=0.02)
+    np.testing.assert_allclose(saw, expected, atol=1.0)
+
+
+def test_series_without_a_consistent_cleanup_level_keep_the_damped_trend() -> None:
+    # One ad hoc purge, or two from different levels, teach nothing: their forecast is exactly
+    # the one without learned cleanups, a straight line on from the last level.
+    history = _cleanup_fleet(370)
+    dates = _after(history, 60)
+    model = RobustTrendModel(horizon_days=60).fit(history)
+    server_ids, _, state = model.states_["disk_p95"]
+    phi = model.configs_["disk_p95"][2]
+    without = _forecast(
+        type(state)(state.level, state.slope, state.profile),
+        np.arange(1, 61),
+        dates.day_of_week.to_numpy(),
+        phi,
+    )
+    predicted = model.predict(dates).set_index(["server_id", "date"])["yhat"]
+    for k, server in enumerate(server_ids):
+        if server != "srv-saw":
+            assert np.isnan(state.peak[k])
+            np.testing.assert_array_equal(predicted[server].to_numpy(), without[:, k])
+            assert np.diff(predicted[server].to_numpy()).min() > 0  # no drop
+
+
+def test_cleanups_after_the_cut_change_nothing() -> None:
+    # Tampering after the cut with cleanups at another level must not move the learned level.
+    history = _cleanup_fleet(450)
+    cut = history["date"].max() - pd.Timedelta(days=80)
+    tampered = history.copy()
+    late = tampered["date"] > cut
+    tampered.loc[late, "value"] = np.resize(_sawtooth(80, 20.0, 1.0, 35.0, 0.5), late.sum())
+    dates = _after(history[history["date"] <= cut], 60)
+    clean = RobustTrendModel(horizon_days=60).fit(history[history["date"] <= cut])
+    dirty = RobustTrendModel(horizon_days=60).fit(tampered[tampered["date"] <= cut])
+    assert clean.configs_ == dirty.configs_
+    pd.testing.assert_frame_equal(clean.predict(dates), dirty.predict(dates))
+
+
+def test_round_trip_keeps_the_learned_cleanup_level() -> None:
+    history = _cleanup_fleet(370)
+    model = RobustTrendModel(horizon_days=60).fit(history)
+    dates = _after(history, 60)
+    loaded = RobustTrendModel.from_bytes(model.to_bytes())
+    pd.testing.assert_frame_equal(model.predict(dates), loaded.predict(dates))
+    np.testing.assert_array_equal(
+        loaded.states_["disk_p95"][2].peak, model.states_["disk_p95"][2].peak
+    )
+
+
+@pytest.mark.parametrize("days", [1, 4, 5, 12, 80])
+def test_centred_weekly_mean_is_pandas_centred_rolling_mean(days: int) -> None:
+    rng = np.random.default_rng(days)
+    y = rng.uniform(0.0, 100.0, (days, 6))
+    y[rng.random(y.shape) < 0.3] = np.nan
+    expected = pd.DataFrame(y).rolling(7, center=True, min_periods=5).mean().to_numpy()
+    np.testing.assert_allclose(_centred_weekly_mean(y), expected, rtol=0, atol=1e-9)
