@@ -23,8 +23,8 @@ import pytest
 from capacity_forecaster.core.params import SyntheticParams
 from capacity_forecaster.ingest import synthetic
 from capacity_forecaster.runner.pipeline import discover_stages
-from tests.conftest import PARAMS_DIR
 from tests.cli import own_data_params, run_all
+from tests.conftest import PARAMS_DIR
 from tests.s3_fault_proxy import start_proxy
 
 pytestmark = pytest.mark.e2e

@@ -18,8 +18,8 @@ import pandas as pd
 import pypdf
 import pytest
 
-from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, PARAMS_DIR, PROJECT_ROOT
 from tests.cli import own_data_params, run_all
+from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, PARAMS_DIR, PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

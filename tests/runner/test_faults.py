@@ -22,9 +22,9 @@ import pytest
 
 from capacity_forecaster.core.params import parse_params
 from capacity_forecaster.core.storage import open_run_storage
+from tests.cli import run_all
 from tests.conftest import PARAMS_DIR, PROJECT_ROOT
 from tests.processes import marked, new_marker, wait_for_none
-from tests.cli import run_all
 
 pytestmark = pytest.mark.e2e
 
