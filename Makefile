@@ -23,9 +23,11 @@ run: $(STAMP)  ## run the whole pipeline (default: params/local.yaml, local disk
 test: $(STAMP)  ## the whole test suite: unit, end-to-end papermill runs, S3 against a local server
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, the import contract (stages meet only through products), the type checker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

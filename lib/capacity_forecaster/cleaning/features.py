@@ -25,7 +25,8 @@ from capacity_forecaster.core.calendar import (
     quarter_end_window,
 )
 from capacity_forecaster.core.errors import StageCheckError
-from capacity_forecaster.core.params import METRICS, FeatureParams
+from capacity_forecaster.core.params import FeatureParams
+from capacity_forecaster.core.vocabulary import METRICS
 
 logger = logging.getLogger(__name__)
 

@@ -19,15 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from capacity_forecaster.core.errors import ParamsError
+from capacity_forecaster.core.vocabulary import METRICS, MODEL_NAMES
 
-METRICS = ("cpu_p95", "mem_p95", "disk_p95")
-MODEL_NAMES = (
-    "seasonal_naive",
-    "robust_trend",
-    "prophet",
-    "random_forest",
-    "gradient_boosting",
-)
 # AWS bucket naming rules: 3-63 chars, lowercase letters, digits, dots and hyphens,
 # starting and ending with a letter or digit, and not shaped like an IP address.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -21,7 +21,8 @@ import pandas as pd
 
 from capacity_forecaster.core.calendar import country_for_region, holiday_mask, quarter_end_window
 from capacity_forecaster.core.errors import StageCheckError
-from capacity_forecaster.core.params import METRICS, SyntheticParams
+from capacity_forecaster.core.params import SyntheticParams
+from capacity_forecaster.core.vocabulary import METRICS
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,8 @@ from scipy.special import ndtr, ndtri
 from capacity_forecaster.core.calendar import quarter_end_window
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.jsonable import json_value, records
-from capacity_forecaster.core.params import METRICS, RiskParams
+from capacity_forecaster.core.params import RiskParams
+from capacity_forecaster.core.vocabulary import METRICS
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,38 @@
+"""The words every stage shares: metric and model names, series keys, risk levels, labels.
+
+Defined once here so that a product's writer and its readers cannot drift apart; the
+catalog (``core.catalog``) builds the products' schemas from these names.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+METRICS = ("cpu_p95", "mem_p95", "disk_p95")
+METRIC_LABELS = MappingProxyType({"cpu_p95": "CPU", "mem_p95": "Memory", "disk_p95": "Disk"})
+
+SERIES_KEY = ("server_id", "metric")  # one forecast series: a server's metric
+
+BASELINE_MODEL = "seasonal_naive"
+CHAMPION = "champion"  # each series' backtest winner, reported as one pseudo-model
+MODEL_NAMES = (
+    BASELINE_MODEL,
+    "robust_trend",
+    "prophet",
+    "random_forest",
+    "gradient_boosting",
+)
+MODEL_LABELS = MappingProxyType(
+    {
+        CHAMPION: "Champion (per metric)",
+        BASELINE_MODEL: "Seasonal naive (baseline)",
+        "robust_trend": "Robust trend",
+        "prophet": "Prophet",
+        "random_forest": "Random forest",
+        "gradient_boosting": "Gradient boosting",
+    }
+)
+
+RISK_LEVELS = ("high", "medium", "low")
+AT_RISK_LEVELS = ("high", "medium")
+CRITICALITIES = ("critical", "high", "medium", "low")  # most critical first
