@@ -3,7 +3,7 @@
 
 python run_all.py --params params/local.yaml            # the whole pipeline
 python run_all.py --params params/aws.yaml              # the same, mirrored to S3
-python run_all.py --list                                # the stages
+python run_all.py --list                                # the stages, what each reads and writes
 python run_all.py --params P --run-id ID --from 03      # complete or re-run a finished run
 python run_all.py --params P --only 02,03 --skip 01 --set forecast.horizon_days=90
 """
@@ -15,7 +15,7 @@ import logging
 import sys
 
 from capacity_forecaster.core.errors import CapacityForecasterError, ParamsError
-from capacity_forecaster.runner.pipeline import discover_stages, run_pipeline
+from capacity_forecaster.runner.pipeline import describe_pipeline, discover_stages, run_pipeline
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,7 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip", action="append", metavar="NN[,NN]", help="leave these stages out")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a params key, e.g. --set data.synthetic.n_servers=50")  # fmt: skip
-    parser.add_argument("--list", action="store_true", help="list the stages and exit")
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="list the stages with the products each reads and writes, and exit",
+    )
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
@@ -54,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("traitlets").setLevel(logging.ERROR)  # nbconvert's alt-text notices
     try:
         if args.list:
-            for stage in discover_stages():
-                print(f"{stage.number}  {stage.name}  ({stage.path.name})")
+            print(describe_pipeline(discover_stages()))
             return 0
         run_pipeline(
             args.params,

@@ -371,10 +371,16 @@ def test_misspelt_key_fails_fast_naming_the_key(tmp_path: Path) -> None:
     print(f"misspelt key rejected in {seconds:.2f} s")
 
 
-def test_list_shows_the_stages() -> None:
+def test_list_shows_the_stages_with_their_products() -> None:
     result = run_all("--list")
     assert result.returncode == 0
-    assert [line.split()[1] for line in result.stdout.splitlines()] == _stage_names()
+    lines = result.stdout.splitlines()
+    stage_lines = [line for line in lines if not line.startswith(" ")]
+    assert [line.split()[1] for line in stage_lines] == [*_stage_names(), "run_all"]
+    assert "not in the catalog" not in result.stdout
+    # Every stage after the first reads something, and the products' keys are listed.
+    assert "      writes processed/features.parquet" in lines
+    assert "      reads  processed/features.parquet" in lines
 
 
 @pytest.mark.s3

@@ -15,7 +15,8 @@ def json_value(value: Any) -> Any:
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp | dt.datetime):
-        return value.date().isoformat() if value == value.normalize() else value.isoformat()
+        stamp = pd.Timestamp(value)
+        return stamp.date().isoformat() if stamp == stamp.normalize() else stamp.isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, np.generic):

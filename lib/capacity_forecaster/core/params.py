@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from capacity_forecaster.core.errors import ParamsError
-from capacity_forecaster.core.vocabulary import METRICS, MODEL_NAMES
+from capacity_forecaster.core.vocabulary import MODEL_NAMES, MetricName
 
 # AWS bucket naming rules: 3-63 chars, lowercase letters, digits, dots and hyphens,
 # starting and ending with a letter or digit, and not shaped like an IP address.
@@ -142,10 +143,10 @@ class ForecastParams(_Section):
     horizon_days: int = Field(120, ge=90, le=180)
 
 
-_DEFAULT_THRESHOLDS = {"cpu_p95": 80.0, "mem_p95": 85.0, "disk_p95": 90.0}
+_DEFAULT_THRESHOLDS: dict[MetricName, float] = {"cpu_p95": 80.0, "mem_p95": 85.0, "disk_p95": 90.0}
 
 
-def _check_percent_thresholds(thresholds: dict[str, float]) -> dict[str, float]:
+def _check_percent_thresholds(thresholds: dict[MetricName, float]) -> dict[MetricName, float]:
     bad = {k: v for k, v in thresholds.items() if not 0 < v <= 100}
     if bad:
         raise ValueError(f"thresholds must be in (0, 100] percent, got {bad}")
@@ -153,15 +154,11 @@ def _check_percent_thresholds(thresholds: dict[str, float]) -> dict[str, float]:
 
 
 class RiskParams(_Section):
-    thresholds: dict[Literal[METRICS], float] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: dict(_DEFAULT_THRESHOLDS)
-    )
+    thresholds: dict[MetricName, float] = Field(default_factory=lambda: dict(_DEFAULT_THRESHOLDS))
     # Stricter thresholds for some tiers, e.g. {criticality: {critical: {cpu_p95: 70}}}; the
     # strictest applicable threshold wins.
-    overrides: dict[
-        Literal["criticality", "environment"], dict[str, dict[Literal[METRICS], float]]
-    ] = Field(  # type: ignore[valid-type]
-        default_factory=dict
+    overrides: dict[Literal["criticality", "environment"], dict[str, dict[MetricName, float]]] = (
+        Field(default_factory=dict)
     )
     high_within_days: int = Field(30, ge=1, le=180)  # a breach this soon (or likely) is high risk
     high_probability: float = Field(0.3, gt=0, le=1)  # P(breach within high_within_days)
@@ -169,12 +166,14 @@ class RiskParams(_Section):
 
     @field_validator("thresholds")
     @classmethod
-    def _in_percent(cls, thresholds: dict[str, float]) -> dict[str, float]:
+    def _in_percent(cls, thresholds: dict[MetricName, float]) -> dict[MetricName, float]:
         return {**_DEFAULT_THRESHOLDS, **_check_percent_thresholds(thresholds)}
 
     @field_validator("overrides")
     @classmethod
-    def _overrides_in_percent(cls, overrides: dict[str, dict[str, dict[str, float]]]) -> dict:
+    def _overrides_in_percent(
+        cls, overrides: dict[str, dict[str, dict[MetricName, float]]]
+    ) -> dict[str, dict[str, dict[MetricName, float]]]:
         for groups in overrides.values():
             for thresholds in groups.values():
                 _check_percent_thresholds(thresholds)
@@ -187,10 +186,13 @@ class RiskParams(_Section):
         return self
 
 
+_DEFAULT_HEADROOM: dict[Literal["cpu_p95", "mem_p95"], float] = {"cpu_p95": 0.2, "mem_p95": 0.2}
+
+
 class RightSizingParams(_Section):
     percentile: float = Field(95, ge=50, le=100)  # of the forecast P95 over the horizon
-    headroom: dict[Literal["cpu_p95", "mem_p95"], float] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: {"cpu_p95": 0.2, "mem_p95": 0.2}
+    headroom: dict[Literal["cpu_p95", "mem_p95"], float] = Field(
+        default_factory=lambda: dict(_DEFAULT_HEADROOM)
     )  # share of capacity kept free above the forecast peak
     idle_cpu_p95: float = Field(5.0, ge=0, le=50)  # P95 CPU below this over the lookback: idle
     lookback_days: int = Field(90, ge=7, le=730)
@@ -257,7 +259,7 @@ class Params(_Section):
         return self
 
 
-def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
+def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
     """One line for one pydantic error: dotted key, what is wrong, what was given."""
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
@@ -272,16 +274,18 @@ def _describe(error: dict[str, Any], model: type[BaseModel]) -> str:
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: type[BaseModel] | None = model
     for part in loc:
-        field = model.model_fields.get(str(part))
+        assert current is not None
+        field = current.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
         candidates = getattr(annotation, "__args__", (annotation,))
-        model = next(
+        current = next(
             (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
         )
-        if model is None:
+        if current is None:
             return []
-    return list(model.model_fields)
+    return list(current.model_fields) if current is not None else []
 
 
 def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
@@ -347,7 +351,9 @@ def _resolve_paths(params: Params, base_dir: Path) -> Params:
             return value
         return str((base_dir / value).resolve())
 
-    run = params.run.model_copy(update={"output_root": Path(resolve(str(params.run.output_root)))})
+    run = params.run.model_copy(
+        update={"output_root": Path(resolve(str(params.run.output_root)) or ".")}
+    )
     data = params.data.model_copy(
         update={
             "metrics_path": resolve(params.data.metrics_path),

@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.params import Params, load_params
 from capacity_forecaster.core.storage import RunStorage, open_run_storage
 
@@ -30,10 +33,21 @@ logger = logging.getLogger(__name__)
 class StageContext:
     """The validated params, run id and storage a notebook works with."""
 
+    name: str
     params: Params
     run_id: str
     storage: RunStorage
     params_path: Path
+
+    def read(
+        self, product: catalog.Product, columns: Sequence[str] | None = None, name: str = ""
+    ) -> Any:
+        """A product this stage reads, checked against its catalog schema."""
+        return catalog.read(self.storage, self.name, product, columns, name)
+
+    def write(self, product: catalog.Product, value: Any, name: str = "") -> str:
+        """Check a product this stage writes against its catalog schema, then write it."""
+        return catalog.write(self.storage, self.name, product, value, name)
 
 
 def resolve_params_path(params_path: str = "") -> Path:
@@ -68,4 +82,6 @@ def open_stage(stage: str, params_path: str = "", run_id: str = "") -> StageCont
     resolved_run_id = resolve_run_id(run_id, params)
     storage = open_run_storage(params, resolved_run_id)
     logger.info("%s: params %s, %s", stage, path, storage.describe())
-    return StageContext(params=params, run_id=resolved_run_id, storage=storage, params_path=path)
+    return StageContext(
+        name=stage, params=params, run_id=resolved_run_id, storage=storage, params_path=path
+    )

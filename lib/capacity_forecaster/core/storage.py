@@ -192,7 +192,7 @@ class S3Store:
     def _extra_args(self) -> dict[str, str]:
         if self.params.sse == "none":
             return {}
-        extra = {"ServerSideEncryption": self.params.sse}
+        extra: dict[str, str] = {"ServerSideEncryption": self.params.sse}
         if self.params.kms_key_id:
             extra["SSEKMSKeyId"] = self.params.kms_key_id
         return extra

@@ -7,8 +7,10 @@ catalog (``core.catalog``) builds the products' schemas from these names.
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Literal, get_args
 
-METRICS = ("cpu_p95", "mem_p95", "disk_p95")
+MetricName = Literal["cpu_p95", "mem_p95", "disk_p95"]
+METRICS: tuple[MetricName, ...] = get_args(MetricName)
 METRIC_LABELS = MappingProxyType({"cpu_p95": "CPU", "mem_p95": "Memory", "disk_p95": "Disk"})
 
 SERIES_KEY = ("server_id", "metric")  # one forecast series: a server's metric
@@ -36,3 +38,6 @@ MODEL_LABELS = MappingProxyType(
 RISK_LEVELS = ("high", "medium", "low")
 AT_RISK_LEVELS = ("high", "medium")
 CRITICALITIES = ("critical", "high", "medium", "low")  # most critical first
+
+# The report charts, each drawn as an interactive page and as an image (stage 09).
+CHART_NAMES = ("urgent_servers", "risk_heatmap", "clusters", "model_accuracy", "savings")

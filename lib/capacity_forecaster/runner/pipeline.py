@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from capacity_forecaster import __version__
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import CapacityForecasterError, StageFailedError
 from capacity_forecaster.core.params import Params, load_params, params_to_dict
 from capacity_forecaster.core.stage import PROJECT_ROOT
@@ -36,9 +37,8 @@ from capacity_forecaster.reporting.index_page import INDEX_KEY, render_index
 logger = logging.getLogger(__name__)
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-RUN_PARAMS_KEY = "params.yaml"
-MANIFEST_KEY = "manifest.json"
-HEADLINE_KEY = "reports/summary.json"
+RUN_PARAMS_KEY = catalog.RUN_PARAMS.key
+MANIFEST_KEY = catalog.MANIFEST.key
 _STAGE_RE = re.compile(r"^(\d{2})_([a-z0-9_]+)\.ipynb$")
 _RECORDED_PACKAGES = (
     "pandas", "numpy", "pyarrow", "pydantic", "papermill", "nbconvert", "prophet", "scikit-learn",
@@ -67,6 +67,19 @@ def discover_stages(notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Stage]:
             f"no numbered notebooks (NN_name.ipynb) found in {notebooks_dir}"
         )
     return stages
+
+
+def describe_pipeline(stages: list[Stage]) -> str:
+    """Each stage (notebook) with the products it reads and writes, from the catalog."""
+    lines = []
+    for stage in [*stages, Stage(number="--", name=catalog.RUNNER, path=Path("run_all.py"))]:
+        reads, writes = catalog.stage_products(stage.name)
+        lines.append(f"{stage.number}  {stage.name}  ({stage.path.name})")
+        if not reads and not writes:
+            lines.append("      (not in the catalog: declare its products in core/catalog.py)")
+        lines.extend(f"      reads  {product.key}" for product in reads)
+        lines.extend(f"      writes {product.key:<32} {product.description}" for product in writes)
+    return "\n".join(lines)
 
 
 def _parse_stage_list(values: Iterable[str] | None) -> list[str]:
@@ -269,9 +282,9 @@ def write_index(storage: RunStorage, run_id: str, records: list[dict[str, Any]])
     root = storage.local.root
     keys = {path.relative_to(root).as_posix() for path in iter_files(root)} | {MANIFEST_KEY}
     headline = None
-    if HEADLINE_KEY in keys:
+    if catalog.HEADLINE.key in keys:
         try:
-            headline = storage.read_json(HEADLINE_KEY)
+            headline = catalog.read(storage, catalog.RUNNER, catalog.HEADLINE)
         except CapacityForecasterError as exc:
             logger.warning("index.html without headline figures: %s", exc)
     page = render_index(
