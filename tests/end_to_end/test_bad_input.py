@@ -3,7 +3,7 @@ file, column, key or count; a non-zero exit; no half-written artifact; no 'succe
 Softer problems (an extra column, time zones, unsorted rows, servers without metrics) are
 accepted with a warning recorded in validated/quality.json.
 
-The README's troubleshooting table lists these cases; keep the two in step.
+docs/troubleshooting.md lists these cases; keep the two in step.
 """
 
 from __future__ import annotations

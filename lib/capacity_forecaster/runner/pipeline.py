@@ -328,6 +328,39 @@ def write_manifest(
     return manifest
 
 
+def _execute_stages(
+    stages: list[Stage],
+    chosen: list[Stage],
+    storage: RunStorage,
+    params: Params,
+    run_params_path: Path,
+    run_id: str,
+    kernel_name: str,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Run the chosen stages in order until one fails: every stage's record, and the failure."""
+    records = _previous_stages(storage)
+    for stage in stages:
+        records.setdefault(stage.name, {"stage": stage.name, "status": "not_run"})
+    failure = None
+    for stage in chosen:
+        if stage.number == "01" and params.data.source == "file":
+            records[stage.name] = {
+                "stage": stage.name,
+                "status": "skipped",
+                "reason": "data.source is 'file'",
+            }
+            logger.info("%s: skipped (data.source is 'file')", stage.name)
+            continue
+        record = execute_stage(stage, storage, run_params_path, run_id, kernel_name)
+        records[stage.name] = record
+        if record["status"] == "failed":
+            failure = record
+            break
+    known = {s.name for s in stages}
+    ordered = [records[s.name] for s in stages] + [r for n, r in records.items() if n not in known]
+    return ordered, failure
+
+
 def run_pipeline(
     params_path: str | Path,
     *,
@@ -361,27 +394,9 @@ def run_pipeline(
         [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
     )
 
-    records = _previous_stages(storage)
-    for stage in stages:
-        records.setdefault(stage.name, {"stage": stage.name, "status": "not_run"})
-    failure = None
-    for stage in chosen:
-        if stage.number == "01" and params.data.source == "file":
-            records[stage.name] = {
-                "stage": stage.name,
-                "status": "skipped",
-                "reason": "data.source is 'file'",
-            }
-            logger.info("%s: skipped (data.source is 'file')", stage.name)
-            continue
-        record = execute_stage(stage, storage, run_params_path, run_id, kernel_name)
-        records[stage.name] = record
-        if record["status"] == "failed":
-            failure = record
-            break
-    ordered = [records[s.name] for s in stages] + [
-        r for n, r in records.items() if n not in {s.name for s in stages}
-    ]
+    ordered, failure = _execute_stages(
+        stages, chosen, storage, params, run_params_path, run_id, kernel_name
+    )
     write_index(storage, run_id, ordered)
     manifest = write_manifest(storage, params, run_params_path, run_id, ordered, started)
     logger.info(
