@@ -29,23 +29,53 @@ _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 class _Section(BaseModel):
+    """Base of every params section: unknown keys are errors and values cannot change."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RunParams(_Section):
-    name: str = Field("local", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    seed: int = Field(42, ge=0, le=2**32 - 1)
-    output_root: Path = Path("outputs")
+    """What a run is called, its random seed and where its outputs land."""
+
+    name: str = Field(
+        "local",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Run name: the prefix of every run id, `<name>-YYYYmmddTHHMMSSZ`",
+    )
+    seed: int = Field(
+        42,
+        ge=0,
+        le=2**32 - 1,
+        description="Random seed of the synthetic fleet, the tree models and K-Means, for repeatable runs",
+    )
+    output_root: Path = Field(
+        Path("outputs"),
+        description="A run lands in `<output_root>/<run_id>/`; with the s3 backend, this is the local copy",
+    )
 
 
 class S3Params(_Section):
-    bucket: str
-    prefix: str = ""
-    region: str | None = None
-    # Any S3-compatible store; when unset, boto3 also honours AWS_ENDPOINT_URL_S3.
-    endpoint_url: str | None = None
-    sse: Literal["none", "AES256", "aws:kms"] = "none"
-    kms_key_id: str | None = None
+    """The S3 bucket every artifact is mirrored to, and how objects are written there."""
+
+    bucket: str = Field(description="S3 bucket the run's artifacts are mirrored to")
+    prefix: str = Field(
+        "", description="Key prefix: a run lands in `s3://<bucket>/<prefix>/<run_id>/`"
+    )
+    region: str | None = Field(
+        None,
+        description="AWS region of the bucket; null: the default from the AWS config or environment",
+    )
+    endpoint_url: str | None = Field(
+        None,
+        description="Endpoint of any S3-compatible store; null: AWS_ENDPOINT_URL_S3, else AWS S3",
+    )
+    sse: Literal["none", "AES256", "aws:kms"] = Field(
+        "none",
+        description="Server-side encryption: none, SSE-S3 (AES256) or SSE-KMS (aws:kms)",
+    )
+    kms_key_id: str | None = Field(
+        None, description="KMS key id or ARN for sse aws:kms; null: the AWS-managed key aws/s3"
+    )
 
     @field_validator("bucket")
     @classmethod
@@ -70,11 +100,18 @@ class S3Params(_Section):
 
 
 class StorageParams(_Section):
-    backend: Literal["local", "s3"] = "local"
-    s3: S3Params | None = None
-    # With the s3 backend every artifact is also kept under run.output_root; reads try S3 first
-    # and fall back to that local copy when the object is missing in S3.
-    local_fallback: bool = True
+    """Where a run's artifacts are kept: on local disk only, or also mirrored to S3."""
+
+    backend: Literal["local", "s3"] = Field(
+        "local", description="local: artifacts on local disk; s3: also mirrored to storage.s3"
+    )
+    s3: S3Params | None = Field(
+        None, description="The S3 bucket and settings; needed by backend s3"
+    )
+    local_fallback: bool = Field(
+        True,
+        description="With s3: read an object missing in S3 from its local copy under run.output_root",
+    )
 
     @model_validator(mode="after")
     def _s3_needs_bucket(self) -> StorageParams:
@@ -86,20 +123,51 @@ class StorageParams(_Section):
 
 
 class SyntheticParams(_Section):
-    n_servers: int = Field(150, ge=1, le=20_000)
-    days: int = Field(730, ge=1, le=1830)  # bounded so a fleet fits in memory
-    end_date: dt.date = dt.date(2026, 6, 30)
-    outlier_share: float = Field(0.002, ge=0, le=0.1)
-    missing_share: float = Field(0.01, ge=0, le=0.5)
+    """The generated demo fleet: its size, its history and the defects injected into it."""
+
+    n_servers: int = Field(150, ge=1, le=20_000, description="Servers in the generated fleet")
+    # The range of days is bounded so a fleet fits in memory.
+    days: int = Field(730, ge=1, le=1830, description="Days of daily history generated per server")
+    end_date: dt.date = Field(dt.date(2026, 6, 30), description="Last day of the generated history")
+    outlier_share: float = Field(
+        0.002, ge=0, le=0.1, description="Share (0-1) of points replaced by spikes or drops"
+    )
+    missing_share: float = Field(
+        0.01,
+        ge=0,
+        le=0.5,
+        description="Share (0-1) of server-days lost to simulated monitoring outages",
+    )
 
 
 class DataParams(_Section):
-    source: Literal["synthetic", "file"] = "synthetic"
-    metrics_path: str | None = None
-    servers_path: str | None = None
-    synthetic: SyntheticParams = SyntheticParams()
-    max_missing_share: float = Field(0.1, ge=0, le=1)
-    min_history_days: int = Field(56, ge=1, le=3650)
+    """Where the metrics and inventory come from, and the gaps and history they must meet."""
+
+    source: Literal["synthetic", "file"] = Field(
+        "synthetic",
+        description="synthetic: generate a fleet; file: read metrics_path and servers_path",
+    )
+    metrics_path: str | None = Field(
+        None, description="Daily metrics table for source file: CSV or parquet, path or s3:// URI"
+    )
+    servers_path: str | None = Field(
+        None, description="Server inventory for source file: CSV or parquet, path or s3:// URI"
+    )
+    synthetic: SyntheticParams = Field(
+        SyntheticParams(), description="The generated fleet, used when source is synthetic"
+    )
+    max_missing_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="A metric missing more than this share (0-1) of server-days fails validation",
+    )
+    min_history_days: int = Field(
+        56,
+        ge=1,
+        le=3650,
+        description="Servers with fewer days of history are left out (and listed)",
+    )
 
     @model_validator(mode="after")
     def _file_needs_paths(self) -> DataParams:
@@ -111,12 +179,37 @@ class DataParams(_Section):
 
 
 class FeatureParams(_Section):
-    outlier_window: int = Field(15, ge=3, le=91)
-    outlier_mad_threshold: float = Field(6.0, gt=0, le=50)
-    impute_limit_days: int = Field(7, ge=0, le=60)
-    lags: tuple[int, ...] = (1, 7, 14, 28)
-    rolling_windows: tuple[int, ...] = (7, 28)
-    quarter_end_business_days: int = Field(5, ge=1, le=20)
+    """Cleaning of each daily series (outliers, gaps) and the features built from it."""
+
+    outlier_window: int = Field(
+        15, ge=3, le=91, description="Days in the centred rolling window of the outlier filter"
+    )
+    outlier_mad_threshold: float = Field(
+        6.0,
+        gt=0,
+        le=50,
+        description="Outlier threshold, in scaled MADs (about standard deviations) from the rolling median",
+    )
+    impute_limit_days: int = Field(
+        7,
+        ge=0,
+        le=60,
+        description="Gaps of up to this many days are interpolated; longer gaps stay gaps",
+    )
+    lags: tuple[int, ...] = Field(
+        (1, 7, 14, 28),
+        description="Lag features: the value this many days earlier, one column per lag",
+    )
+    rolling_windows: tuple[int, ...] = Field(
+        (7, 28),
+        description="Rolling mean, std and max features over this many past days, per window",
+    )
+    quarter_end_business_days: int = Field(
+        5,
+        ge=1,
+        le=20,
+        description="Last business days of each quarter treated as the quarter-end load window",
+    )
 
     @field_validator("lags", "rolling_windows")
     @classmethod
@@ -127,10 +220,22 @@ class FeatureParams(_Section):
 
 
 class ModelParams(_Section):
-    enabled: tuple[Literal[MODEL_NAMES], ...] = MODEL_NAMES  # type: ignore[valid-type]
-    backtest_origins: int = Field(3, ge=3, le=12)
-    backtest_step_days: int = Field(28, ge=7, le=180)  # days between backtest origins
-    interval: float = Field(0.8, gt=0.5, lt=1)
+    """Which forecasting models run, and how the backtest scores and calibrates them."""
+
+    enabled: tuple[Literal[MODEL_NAMES], ...] = Field(  # type: ignore[valid-type]
+        MODEL_NAMES,
+        description="Models fitted and compared; seasonal_naive always runs as the baseline",
+    )
+    backtest_origins: int = Field(
+        3, ge=3, le=12, description="Rolling backtest origins the models are scored on"
+    )
+    backtest_step_days: int = Field(28, ge=7, le=180, description="Days between backtest origins")
+    interval: float = Field(
+        0.8,
+        gt=0.5,
+        lt=1,
+        description="Prediction interval level (coverage, 0-1), calibrated on the backtest",
+    )
 
     @field_validator("enabled")
     @classmethod
@@ -140,7 +245,11 @@ class ModelParams(_Section):
 
 
 class ForecastParams(_Section):
-    horizon_days: int = Field(120, ge=90, le=180)
+    """How far ahead every server and metric is forecast."""
+
+    horizon_days: int = Field(
+        120, ge=90, le=180, description="Days forecast ahead, and scored at each backtest origin"
+    )
 
 
 _DEFAULT_THRESHOLDS: dict[MetricName, float] = {"cpu_p95": 80.0, "mem_p95": 85.0, "disk_p95": 90.0}
@@ -154,15 +263,33 @@ def _check_percent_thresholds(thresholds: dict[MetricName, float]) -> dict[Metri
 
 
 class RiskParams(_Section):
-    thresholds: dict[MetricName, float] = Field(default_factory=lambda: dict(_DEFAULT_THRESHOLDS))
-    # Stricter thresholds for some tiers, e.g. {criticality: {critical: {cpu_p95: 70}}}; the
-    # strictest applicable threshold wins.
-    overrides: dict[Literal["criticality", "environment"], dict[str, dict[MetricName, float]]] = (
-        Field(default_factory=dict)
+    """Capacity thresholds, and the rules that turn forecasts into high, medium or low risk."""
+
+    thresholds: dict[MetricName, float] = Field(
+        default_factory=lambda: dict(_DEFAULT_THRESHOLDS),
+        description="Breach threshold per metric (percent); a metric left out keeps its default",
     )
-    high_within_days: int = Field(30, ge=1, le=180)  # a breach this soon (or likely) is high risk
-    high_probability: float = Field(0.3, gt=0, le=1)  # P(breach within high_within_days)
-    medium_probability: float = Field(0.2, gt=0, le=1)
+    overrides: dict[Literal["criticality", "environment"], dict[str, dict[MetricName, float]]] = (
+        Field(
+            default_factory=dict,
+            description="Stricter thresholds by tier, e.g. `{criticality: {critical: {cpu_p95: 70}}}`; strictest wins",
+        )
+    )
+    high_within_days: int = Field(
+        30, ge=1, le=180, description="A forecast breach within this many days is high risk"
+    )
+    high_probability: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="P(breach within high_within_days) at or above this (0-1): high risk",
+    )
+    medium_probability: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="P(breach within the horizon) at or above this (0-1): medium risk",
+    )
 
     @field_validator("thresholds")
     @classmethod
@@ -190,18 +317,42 @@ _DEFAULT_HEADROOM: dict[Literal["cpu_p95", "mem_p95"], float] = {"cpu_p95": 0.2,
 
 
 class RightSizingParams(_Section):
-    percentile: float = Field(95, ge=50, le=100)  # of the forecast P95 over the horizon
+    """How each server's forecast peak becomes a recommended size and a finding."""
+
+    percentile: float = Field(
+        95,
+        ge=50,
+        le=100,
+        description="Percentile of the champion forecast over the horizon taken as the peak",
+    )
     headroom: dict[Literal["cpu_p95", "mem_p95"], float] = Field(
-        default_factory=lambda: dict(_DEFAULT_HEADROOM)
-    )  # share of capacity kept free above the forecast peak
-    idle_cpu_p95: float = Field(5.0, ge=0, le=50)  # P95 CPU below this over the lookback: idle
-    lookback_days: int = Field(90, ge=7, le=730)
+        default_factory=lambda: dict(_DEFAULT_HEADROOM),
+        description="Share of capacity (0-1) kept free above the forecast peak, per metric",
+    )
+    idle_cpu_p95: float = Field(
+        5.0,
+        ge=0,
+        le=50,
+        description="CPU P95 (percent) below this over lookback_days: the server is idle",
+    )
+    lookback_days: int = Field(
+        90,
+        ge=7,
+        le=730,
+        description="Days of recent history that profile each server (clusters, idle test)",
+    )
     under_utilisation: float = Field(
-        0.9, gt=0, le=1
-    )  # peak demand above this share: under-provisioned
+        0.9,
+        gt=0,
+        le=1,
+        description="Forecast peak above this share (0-1) of capacity: under-provisioned",
+    )
     over_utilisation: float = Field(
-        0.4, gt=0, le=1
-    )  # peak demand below this share: over-provisioned
+        0.4,
+        gt=0,
+        le=1,
+        description="Forecast peak below this share (0-1) of capacity: over-provisioned",
+    )
 
     @model_validator(mode="after")
     def _bands_ordered(self) -> RightSizingParams:
@@ -211,23 +362,51 @@ class RightSizingParams(_Section):
 
 
 class ClusterParams(_Section):
-    k: int = Field(4, ge=2, le=50)
-    target_utilisation: float = Field(0.7, gt=0, le=1)
-    right_sizing: RightSizingParams = RightSizingParams()
-    # Consolidation never mixes environments; the most critical tier stays untouched unless allowed.
-    consolidate_critical: bool = False
+    """Server clusters, right-sizing, and consolidation (which never mixes environments)."""
+
+    k: int = Field(
+        4,
+        ge=2,
+        le=50,
+        description="K-Means clusters of server profiles (fewer if the fleet has fewer distinct servers)",
+    )
+    target_utilisation: float = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="Consolidation packs hosts up to this share (0-1) of cores and memory",
+    )
+    right_sizing: RightSizingParams = Field(
+        RightSizingParams(), description="Recommended sizes and findings from the forecast peak"
+    )
+    consolidate_critical: bool = Field(
+        False, description="Allow consolidating the critical tier, which is otherwise never touched"
+    )
 
 
 class ReportParams(_Section):
-    top_n: int = Field(20, ge=1, le=1000)
+    """What the risk summary, reports and charts list."""
+
+    top_n: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="How many of the most urgent at-risk series the risk summary, reports and charts list",
+    )
 
 
 class ComputeParams(_Section):
-    n_jobs: int = Field(-1, ge=-1, le=1024)
-    # joblib on this machine; a Dask backend (scheduler_address) is planned, and refused until
-    # it exists rather than silently ignored.
-    backend: Literal["local"] = "local"
-    scheduler_address: str | None = None
+    """How many workers run the models, and where."""
+
+    n_jobs: int = Field(
+        -1, ge=-1, le=1024, description="Parallel workers for model fitting; -1: all cores"
+    )
+    # A Dask backend (scheduler_address) is planned, and refused until it exists rather than
+    # silently ignored.
+    backend: Literal["local"] = Field("local", description="local: joblib on this machine")
+    scheduler_address: str | None = Field(
+        None, description="Dask scheduler address, for the planned Dask backend; not used yet"
+    )
 
     @field_validator("n_jobs")
     @classmethod
@@ -238,16 +417,28 @@ class ComputeParams(_Section):
 
 
 class Params(_Section):
-    run: RunParams = RunParams()
-    storage: StorageParams = StorageParams()
-    data: DataParams = DataParams()
-    features: FeatureParams = FeatureParams()
-    models: ModelParams = ModelParams()
-    forecast: ForecastParams = ForecastParams()
-    risk: RiskParams = RiskParams()
-    cluster: ClusterParams = ClusterParams()
-    report: ReportParams = ReportParams()
-    compute: ComputeParams = ComputeParams()
+    """A whole run: one section per concern, all validated before anything runs."""
+
+    run: RunParams = Field(RunParams(), description="Run name, seed and output folder")
+    storage: StorageParams = Field(
+        StorageParams(), description="Where artifacts are kept: local disk, or mirrored to S3"
+    )
+    data: DataParams = Field(
+        DataParams(), description="Input data (synthetic or files) and its quality gates"
+    )
+    features: FeatureParams = Field(
+        FeatureParams(), description="Cleaning of each series and the features built from it"
+    )
+    models: ModelParams = Field(
+        ModelParams(), description="Forecasting models, backtest and prediction intervals"
+    )
+    forecast: ForecastParams = Field(ForecastParams(), description="Forecast horizon")
+    risk: RiskParams = Field(RiskParams(), description="Thresholds and risk-level rules")
+    cluster: ClusterParams = Field(
+        ClusterParams(), description="Clusters, right-sizing and consolidation"
+    )
+    report: ReportParams = Field(ReportParams(), description="What the reports list")
+    compute: ComputeParams = Field(ComputeParams(), description="Parallel workers")
 
     @model_validator(mode="after")
     def _cluster_fits_fleet(self) -> Params:
