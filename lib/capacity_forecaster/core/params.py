@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from capacity_forecaster.core.errors import ParamsError
-from capacity_forecaster.core.vocabulary import MODEL_NAMES, MetricName
+from capacity_forecaster.core.vocabulary import MODEL_NAMES, MetricName, ModelName
 
 # AWS bucket naming rules: 3-63 chars, lowercase letters, digits, dots and hyphens,
 # starting and ending with a letter or digit, and not shaped like an IP address.
@@ -222,7 +222,7 @@ class FeatureParams(_Section):
 class ModelParams(_Section):
     """Which forecasting models run, and how the backtest scores and calibrates them."""
 
-    enabled: tuple[Literal[MODEL_NAMES], ...] = Field(  # type: ignore[valid-type]
+    enabled: tuple[ModelName, ...] = Field(
         MODEL_NAMES,
         description="Models fitted and compared; seasonal_naive always runs as the baseline",
     )

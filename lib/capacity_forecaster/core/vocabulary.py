@@ -15,15 +15,12 @@ METRIC_LABELS = MappingProxyType({"cpu_p95": "CPU", "mem_p95": "Memory", "disk_p
 
 SERIES_KEY = ("server_id", "metric")  # one forecast series: a server's metric
 
-BASELINE_MODEL = "seasonal_naive"
+ModelName = Literal[
+    "seasonal_naive", "robust_trend", "prophet", "random_forest", "gradient_boosting"
+]
+MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
+BASELINE_MODEL: ModelName = "seasonal_naive"  # every model is judged against it
 CHAMPION = "champion"  # each series' backtest winner, reported as one pseudo-model
-MODEL_NAMES = (
-    BASELINE_MODEL,
-    "robust_trend",
-    "prophet",
-    "random_forest",
-    "gradient_boosting",
-)
 MODEL_LABELS = MappingProxyType(
     {
         CHAMPION: "Champion (per metric)",
