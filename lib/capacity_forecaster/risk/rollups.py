@@ -1,0 +1,135 @@
+"""The assessment summed up: each server's worst level, servers at risk per business unit,
+region, criticality and environment, and the JSON summary of the stage (risk/summary.json)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pandas as pd
+
+from capacity_forecaster.core.jsonable import json_value, records
+from capacity_forecaster.core.params import RiskParams
+from capacity_forecaster.core.vocabulary import RISK_LEVELS, SERIES_KEY
+from capacity_forecaster.risk.assess import SERVER_ATTRIBUTES, rules_text
+
+__all__ = ["ROLLUP_DIMENSIONS", "by_dimension", "risk_summary", "worst_per_server"]
+
+ROLLUP_DIMENSIONS = ["business_unit", "region", "criticality", "environment"]
+EARLIEST_BREACHES = 10  # listed in the summary
+
+
+def worst_per_server(risk: pd.DataFrame) -> pd.DataFrame:
+    """One row per server: its attributes ("unknown" where missing) and its worst level over
+    metrics (``worst``)."""
+    severity = risk["risk_level"].map({level: i for i, level in enumerate(RISK_LEVELS)})
+    worst = severity.groupby(risk["server_id"]).min().map(dict(enumerate(RISK_LEVELS)))
+    attributes = risk.drop_duplicates("server_id").set_index("server_id")
+    present = [c for c in SERVER_ATTRIBUTES if c in attributes]
+    servers = attributes[present].astype(object).where(attributes[present].notna(), "unknown")
+    return servers.assign(worst=worst).reset_index()
+
+
+def by_dimension(risk: pd.DataFrame) -> dict[str, list[dict]]:
+    """Per business unit, region, criticality and environment: servers at risk by worst level,
+    the largest share at risk first."""
+    servers = worst_per_server(risk)
+    return {
+        dimension: _rollup(servers, dimension) if dimension in servers else []
+        for dimension in ROLLUP_DIMENSIONS
+    }
+
+
+def _rollup(servers: pd.DataFrame, dimension: str) -> list[dict]:
+    """One record per value of ``dimension``: servers, at risk, share at risk, high, medium."""
+    # Named aggregation on a grouped column gives a frame (the stubs say Series).
+    table = cast(
+        pd.DataFrame,
+        servers.groupby(dimension)["worst"].agg(
+            servers="size",
+            high=lambda s: int((s == "high").sum()),
+            medium=lambda s: int((s == "medium").sum()),
+        ),
+    )
+    table["servers_at_risk"] = table["high"] + table["medium"]
+    table["share_at_risk"] = (table["servers_at_risk"] / table["servers"]).round(4)
+    table = table.reset_index()
+    table[dimension] = table[dimension].astype(str)
+    table = table.sort_values(
+        ["share_at_risk", "servers_at_risk", dimension], ascending=[False, False, True]
+    )
+    columns = [dimension, "servers", "servers_at_risk", "share_at_risk", "high", "medium"]
+    return records(table[columns])
+
+
+def level_counts(levels: pd.Series) -> dict[str, int]:
+    """How many of ``levels`` are high, medium and low."""
+    counts = levels.value_counts()
+    return {level: int(counts.get(level, 0)) for level in RISK_LEVELS}
+
+
+def risk_summary(risk: pd.DataFrame, top: pd.DataFrame, params: RiskParams) -> dict[str, Any]:
+    """A JSON-ready summary (NaN as None, dates as ISO strings) for the report and summary.json."""
+    return {
+        "series": len(risk),
+        "servers": int(risk["server_id"].nunique()),
+        "levels": {
+            "series": level_counts(risk["risk_level"]),
+            "servers": level_counts(worst_per_server(risk)["worst"]),
+        },
+        "by_metric": _by_metric(risk),
+        "eoq_breaches": int(risk["eoq_breach"].sum()),
+        "seasonal_peaks": int(risk["seasonal_peak"].sum()),
+        "earliest_breaches": _earliest_breaches(risk),
+        "thresholds": _thresholds(risk, params),
+        "rules": rules_text(params),
+        "risk_params": {
+            "high_within_days": params.high_within_days,
+            "high_probability": params.high_probability,
+            "medium_probability": params.medium_probability,
+        },
+        "rollups": by_dimension(risk),
+        "top": records(top),
+    }
+
+
+def _by_metric(risk: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per metric: series, their levels, breaches on the forecast and the upper bound, the
+    median days to breach and the end-of-quarter breaches."""
+    by_metric = {}
+    for metric, rows in risk.groupby("metric", sort=True):
+        days = rows["days_to_breach"]
+        by_metric[str(metric)] = {
+            "series": len(rows),
+            **level_counts(rows["risk_level"]),
+            "breaching": int(days.notna().sum()),
+            "breaching_upper": int(rows["days_to_breach_upper"].notna().sum()),
+            "median_days_to_breach": json_value(days.median()),
+            "eoq_breaches": int(rows["eoq_breach"].sum()),
+        }
+    return by_metric
+
+
+def _earliest_breaches(risk: pd.DataFrame) -> list[dict]:
+    """The first ``EARLIEST_BREACHES`` forecast breaches (ties: server, metric)."""
+    breaching = risk[risk["days_to_breach"].notna()].sort_values(
+        ["days_to_breach", "server_id", "metric"]
+    )
+    columns = [
+        *SERIES_KEY,
+        "breach_date",
+        "days_to_breach",
+        "threshold",
+        "breach_probability",
+        "criticality",
+    ]
+    return records(breaching[columns].head(EARLIEST_BREACHES))
+
+
+def _thresholds(risk: pd.DataFrame, params: RiskParams) -> dict[str, Any]:
+    """The configured defaults and overrides, and the distinct thresholds used per metric."""
+    used = risk.groupby("metric")["threshold"].unique()
+    return {
+        "defaults": {k: float(v) for k, v in params.thresholds.items()},
+        "overrides": params.overrides,
+        "used": {str(m): sorted(float(v) for v in values) for m, values in used.items()},
+    }
