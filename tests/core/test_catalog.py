@@ -9,6 +9,7 @@ import pytest
 
 from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import StageCheckError
+from capacity_forecaster.core.params import parse_params
 from capacity_forecaster.core.storage import LocalStore, RunStorage
 from capacity_forecaster.runner.pipeline import discover_stages
 
@@ -110,3 +111,29 @@ def test_a_family_names_its_members(storage: RunStorage) -> None:
     assert catalog.read(storage, catalog.FORECAST, catalog.FITTED_MODEL, name="prophet") == b"model"
     with pytest.raises(StageCheckError, match=r"no member 'arima'"):
         catalog.FITTED_MODEL.key_for("arima")
+
+
+def test_inputs_are_the_raw_products_or_the_users_own_files(
+    storage: RunStorage, tmp_path: Path
+) -> None:
+    storage.write_bytes(catalog.RAW_METRICS.key, b"m")
+    storage.write_bytes(catalog.RAW_SERVERS.key, b"s")
+    synthetic = parse_params({})
+    assert catalog.read_inputs(storage, catalog.LOAD, synthetic) == {
+        "metrics": ("raw/metrics.parquet", b"m"),
+        "servers": ("raw/servers.parquet", b"s"),
+    }
+    (tmp_path / "m.csv").write_bytes(b"own metrics")
+    (tmp_path / "s.csv").write_bytes(b"own servers")
+    own = parse_params(
+        {
+            "data": {
+                "source": "file",
+                "metrics_path": str(tmp_path / "m.csv"),
+                "servers_path": str(tmp_path / "s.csv"),
+            }
+        }
+    )
+    inputs = catalog.read_inputs(storage, catalog.LOAD, own)
+    assert inputs["metrics"] == (str(tmp_path / "m.csv"), b"own metrics")
+    assert inputs["servers"][1] == b"own servers"

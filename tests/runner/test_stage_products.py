@@ -15,7 +15,7 @@ from capacity_forecaster.runner.pipeline import Stage, discover_stages
 
 _CALL = re.compile(r"stage\.(read|write)\(\s*catalog\.([A-Z_]+)")
 # Stage 02 reads its inputs (the raw products, or the user's own files) through one helper.
-_RAW_INPUTS = re.compile(r"\bread_raw_inputs\(")
+_RAW_INPUTS = re.compile(r"\bstage\.read_inputs\(")
 STAGES = discover_stages()
 
 

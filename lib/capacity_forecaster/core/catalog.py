@@ -19,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 
 from capacity_forecaster.core import documents
 from capacity_forecaster.core.errors import StageCheckError
-from capacity_forecaster.core.storage import RunStorage
+from capacity_forecaster.core.params import Params
+from capacity_forecaster.core.storage import RunStorage, read_source
 from capacity_forecaster.core.tables import Column, TableSchema
 from capacity_forecaster.core.vocabulary import CHART_NAMES, METRICS, MODEL_NAMES
 
@@ -482,3 +483,24 @@ def read(
         check_document(product, document)
         return document
     return storage.read_bytes(key)
+
+
+def read_inputs(storage: RunStorage, stage: str, params: Params) -> dict[str, tuple[str, bytes]]:
+    """The fleet's inputs as ``{"metrics": (source, bytes), "servers": (source, bytes)}``.
+
+    The user's own files when ``data.source`` is 'file' (local path or s3:// URI), else the
+    raw products stage 01 wrote (S3 preferred, local fallback). Parsing and validating them
+    against the data contract is stage 02's work, with messages that name the user's file.
+    """
+    data, s3 = params.data, params.storage.s3
+    if data.source == "file":
+        assert data.metrics_path and data.servers_path  # guaranteed by the schema
+        return {
+            "metrics": (data.metrics_path, read_source(data.metrics_path, s3)),
+            "servers": (data.servers_path, read_source(data.servers_path, s3)),
+        }
+    inputs = {}
+    for name, product in (("metrics", RAW_METRICS), ("servers", RAW_SERVERS)):
+        _require(product, stage, "reads")
+        inputs[name] = (product.key, storage.read_bytes(product.key))
+    return inputs

@@ -45,6 +45,10 @@ class StageContext:
         """A product this stage reads, checked against its catalog schema."""
         return catalog.read(self.storage, self.name, product, columns, name)
 
+    def read_inputs(self) -> dict[str, tuple[str, bytes]]:
+        """The fleet's inputs: the user's own files, or the raw products of stage 01."""
+        return catalog.read_inputs(self.storage, self.name, self.params)
+
     def write(self, product: catalog.Product, value: Any, name: str = "") -> str:
         """Check a product this stage writes against its catalog schema, then write it."""
         return catalog.write(self.storage, self.name, product, value, name)

@@ -413,30 +413,6 @@ def read_source(location: str, s3: S3Params | None = None) -> bytes:
         raise StorageError(f"cannot read input file {path}: {exc.strerror}") from None
 
 
-def read_raw_inputs(params: Params, storage: RunStorage) -> dict[str, tuple[str, bytes]]:
-    """The fleet's inputs as ``{"metrics": (source, bytes), "servers": (source, bytes)}``.
-
-    The user's own files when ``data.source`` is 'file' (local path or s3:// URI), else what
-    stage 01 wrote under ``raw/`` (S3 preferred, local fallback).
-    """
-    if params.data.source == "file":
-        assert params.data.metrics_path and params.data.servers_path  # guaranteed by the schema
-        return {
-            "metrics": (
-                params.data.metrics_path,
-                read_source(params.data.metrics_path, params.storage.s3),
-            ),
-            "servers": (
-                params.data.servers_path,
-                read_source(params.data.servers_path, params.storage.s3),
-            ),
-        }
-    return {
-        name: (f"raw/{name}.parquet", storage.read_bytes(f"raw/{name}.parquet"))
-        for name in ("metrics", "servers")
-    }
-
-
 def iter_files(root: Path) -> Iterator[Path]:
     """Every finished file under a local run root (temp files of unfinished writes excluded)."""
     for path in sorted(root.rglob("*")):
