@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from capacity_forecaster.reporting import charts
+from capacity_forecaster.core.vocabulary import BASELINE_MODEL, CHAMPION, MODEL_NAMES
+from capacity_forecaster.reporting import chart_data, charts, style
 from capacity_forecaster.reporting import charts_interactive as pi
 
 LAST_DAY = pd.Timestamp("2026-06-30")
@@ -210,14 +212,14 @@ def _decoded(page: str) -> str:
 
 
 def test_urgent_series_follows_the_risk_stage_urgency_rank() -> None:
-    ranked = charts.urgent_series(_risk(), top_n=10)
+    ranked = chart_data.urgent_series(_risk(), top_n=10)
     assert list(zip(ranked["server_id"], ranked["metric"], strict=True)) == URGENT_ORDER
     assert ranked["rank"].tolist() == [1, 2, 3, 4, 5]
-    assert len(charts.urgent_series(_risk(), top_n=2)) == 2
+    assert len(chart_data.urgent_series(_risk(), top_n=2)) == 2
 
 
 def test_savings_breakdown_counts_each_server_once() -> None:
-    breakdown = charts.savings_breakdown(_clusters()).set_index("server_id")
+    breakdown = chart_data.savings_breakdown(_clusters()).set_index("server_id")
     # freed srv-b: its whole cost; srv-c hosts it: nothing; a and f keep their right-sizing
     assert breakdown["monthly_savings_usd"].to_dict() == {
         "srv-a": 100.0,
@@ -226,7 +228,7 @@ def test_savings_breakdown_counts_each_server_once() -> None:
     }
     assert breakdown.loc["srv-b", "kind"] == "consolidation"
     assert breakdown.loc["srv-a", "category"] == "decommission (idle)"
-    totals = charts.savings_totals(charts.savings_breakdown(_clusters()), None)
+    totals = chart_data.savings_totals(chart_data.savings_breakdown(_clusters()), None)
     assert totals == {"consolidation": 200.0, "right-sizing": 160.0}
 
 
@@ -288,7 +290,7 @@ def test_model_accuracy_bars_and_reference_lines(fleet: dict[str, Any]) -> None:
     mase = [trace for trace in fig.data if trace.xaxis == "x"]
     coverage = [trace for trace in fig.data if trace.xaxis == "x2"]
     assert [t.name for t in mase] == ["champion", "prophet", "seasonal_naive (baseline)"]
-    assert list(mase[0].x) == ["cpu_p95", "mem_p95", "all metrics"]
+    assert list(mase[0].x) == ["cpu_p95", "mem_p95", "All metrics"]
     np.testing.assert_allclose(mase[2].y, [2.5, 2.5, 1.5])
     np.testing.assert_allclose(coverage[1].y, [0.75, 0.75, 0.75])
     lines = sorted(shape.y0 for shape in fig.layout.shapes)
@@ -316,7 +318,7 @@ def test_savings_figure_by_action_and_business_unit(fleet: dict[str, Any]) -> No
 
 def test_interactive_figures_keys_match_stems(fleet: dict[str, Any]) -> None:
     figures = pi.interactive_figures(**fleet, top_n=3)
-    assert tuple(figures) == charts.FIGURE_STEMS
+    assert tuple(figures) == chart_data.FIGURE_STEMS
 
 
 def test_figure_html_uses_the_local_plotly_js(fleet: dict[str, Any]) -> None:
@@ -368,13 +370,36 @@ def test_dollar_signs_do_not_become_tex(fleet: dict[str, Any]) -> None:
     assert png.startswith(PNG_SIGNATURE)
 
 
+def test_one_colour_per_model_in_every_chart(fleet: dict[str, Any]) -> None:
+    assert set(MODEL_NAMES) | {CHAMPION} <= set(style.MODEL_COLOURS)
+    assert len(set(style.MODEL_COLOURS.values())) == len(style.MODEL_COLOURS)
+    assert style.model_colour("my_new_model") == style.model_colour("my_new_model")
+    interactive = pi.model_accuracy_figure(fleet["metrics"])
+    for trace in interactive.data:  # MASE and coverage panels alike
+        model = trace.legendgroup
+        assert trace.marker.color == style.model_colour(model), model
+    static = charts.static_model_accuracy(fleet["metrics"])
+    for ax in static.axes:  # MASE and coverage panels alike
+        handles, labels = ax.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            model = BASELINE_MODEL if label.endswith("(baseline)") else label
+            colour = handle.patches[0].get_facecolor()
+            assert matplotlib.colors.to_hex(colour) == style.model_colour(model), model
+    charts.figure_png(static, dpi=40)
+
+
+def test_one_colour_per_kind_of_saving(fleet: dict[str, Any]) -> None:
+    fig = pi.savings_figure(fleet["clusters"], fleet["recommendations"])
+    assert {(t.name, t.marker.color) for t in fig.data} == set(style.KIND_COLOURS.items())
+
+
 # --- static -----------------------------------------------------------------------------------
 
 
 def test_static_figures_render_pngs_and_leave_no_pyplot_figure(fleet: dict[str, Any]) -> None:
     open_before = plt.get_fignums()
     figures = charts.static_figures(**fleet, top_n=2)
-    assert tuple(figures) == charts.FIGURE_STEMS
+    assert tuple(figures) == chart_data.FIGURE_STEMS
     for fig in figures.values():
         assert charts.figure_png(fig, dpi=40).startswith(PNG_SIGNATURE)
     assert plt.get_fignums() == open_before
@@ -386,7 +411,7 @@ def test_static_figures_with_hostile_names(hostile_fleet: dict[str, Any]) -> Non
 
 
 def test_forecast_panels_keeps_the_notebook_06_contract(fleet: dict[str, Any]) -> None:
-    rows = charts.urgent_series(fleet["risk"], top_n=3)
+    rows = chart_data.urgent_series(fleet["risk"], top_n=3)
     fig = charts.forecast_panels(fleet["history"], fleet["forecasts"], rows)
     assert len(fig.axes) == 3
     assert fig.axes[0].get_title() == "#1 srv-d mem_p95: high"

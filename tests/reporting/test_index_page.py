@@ -123,3 +123,18 @@ def test_without_headline_the_page_still_lists_stages() -> None:
     assert "Headline" not in page
     assert "07_cluster" in page
     assert _parse(page).hrefs == ["notebooks/07_cluster.html"]
+
+
+def test_the_forecast_horizon_and_data_window_line() -> None:
+    headline = _headline() | {
+        "generated_at": "2026-07-01T06:00:00+00:00",
+        "forecast": {"horizon_days": 120, "first_date": "2026-07-01", "last_date": "2026-10-28"},
+    }
+    page = render_index("run-1", "succeeded", _records(), KEYS, headline)
+    assert (
+        '<p class="sub">Forecast horizon 120 days (2026-07-01 \u2013 2026-10-28) \u00b7 '
+        "data 2024-07-01 \u2013 2026-06-30 \u00b7 generated 2026-07-01</p>"
+    ) in page
+    # a summary.json from before the forecast section: the data window alone
+    older = render_index("run-1", "succeeded", _records(), KEYS, _headline())
+    assert '<p class="sub">Data 2024-07-01 \u2013 2026-06-30</p>' in older

@@ -1,14 +1,15 @@
 """Stage 09 interactive figures (plotly) and the self-contained HTML pages that show them.
 
-The figures draw from the same tables as the static ones in ``plots``. Every page references
-one shared ``plotly.min.js`` next to it (``plotly_js`` returns its text), so the pages open
-from a file:// URL with no network: no CDN, no MathJax.
+The figures draw from the same tables as the static ones in ``charts`` (``chart_data``) and
+take the same colours (``style``). Every page references one shared ``plotly.min.js`` next
+to it (``plotly_js`` returns its text), so the pages open from a file:// URL with no network:
+no CDN, no MathJax.
 
 Text safety: plotly.js renders a subset of HTML (``<b>``, ``<br>``, ``<a href>``...) in titles,
 hover labels, legends, tick labels and button labels, and server names or business units come
-from user data. So every data-derived string passes through ``_text`` (an HTML escape that
-plotly.js turns back into the literal characters on screen) before it reaches the figure.
-Plain functions on frames; no I/O.
+from user data. So every data-derived string passes through ``text.plotly_safe`` (an HTML
+escape that plotly.js turns back into the literal characters on screen) before it reaches the
+figure. Plain functions on frames; no I/O.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ import plotly.offline
 from plotly.subplots import make_subplots
 
 from capacity_forecaster.core.errors import StageCheckError
-from capacity_forecaster.reporting.charts import (
-    BASELINE_MODEL,
-    CHAMPION_MODEL,
+from capacity_forecaster.core.vocabulary import BASELINE_MODEL, RISK_LEVELS
+from capacity_forecaster.reporting.chart_data import (
     FIGURE_STEMS,
-    LEVELS,
     HeatmapValue,
-    accuracy_table,
+    accuracy_chart_table,
+    chart_model_name,
     cluster_groups,
     interval_level,
     metric_order,
@@ -46,28 +46,31 @@ from capacity_forecaster.reporting.charts import (
     text_values,
     urgent_series,
 )
+from capacity_forecaster.reporting.style import (
+    FORECAST_COLOUR,
+    HISTORY_COLOUR,
+    INTERVAL_OPACITY,
+    KIND_COLOURS,
+    THRESHOLD_COLOUR,
+    model_colour,
+)
+from capacity_forecaster.reporting.text import format_number, plotly_safe
 
 logger = logging.getLogger(__name__)
 
 PLOTLY_JS_NAME = "plotly.min.js"  # the one plotly.js every page loads, next to the pages
+NOT_AVAILABLE = "n/a"  # a missing number in titles and hovers
 TRACES_PER_SERIES = 5  # history, interval lower, interval upper (filled), forecast, threshold
 _SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*\.js")
-_KIND_COLOURS = {"consolidation": "#2ca02c", "right-sizing": "#1f77b4"}
-_BASELINE_COLOUR = "#9e9e9e"
-_CHAMPION_COLOUR = "#1f3b73"
 
 
-def _text(value: object) -> str:
-    """A data-derived string made inert for plotly's pseudo-HTML.
-
-    ``quote=False``: quotes cannot open a tag once ``<`` is escaped, and plotly.js decodes
-    ``&lt; &gt; &amp;`` and numeric entities but shows ``&quot;`` literally. ``$`` becomes
-    ``&#36;`` because plotly.js typesets ``$...$`` as TeX where MathJax is loaded (Jupyter)."""
-    return html.escape(str(value), quote=False).replace("$", "&#36;")
+def _num(value: object, spec: str) -> str:
+    """A number for a title or hover, "n/a" when missing."""
+    return format_number(value, spec, missing=NOT_AVAILABLE)
 
 
 def _texts(values: Iterable[object]) -> list[str]:
-    return [_text(v) for v in values]
+    return [plotly_safe(v) for v in values]
 
 
 def _empty_figure(title: str, message: str) -> go.Figure:
@@ -88,54 +91,32 @@ def _empty_figure(title: str, message: str) -> go.Figure:
     return fig
 
 
-def _number(value: object, spec: str, missing: str = "n/a") -> str:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return missing
-    return missing if np.isnan(number) else format(number, spec)
-
-
 # --- 1. urgent servers --------------------------------------------------------------------
 
 
-def _series_title(row: Mapping[str, Any]) -> str:
-    days = row.get("days_to_breach")
-    breach = (
-        f"breach in {_number(days, '.0f')} days"
-        if _number(days, ".0f") != "n/a"
-        else "no breach on the forecast"
-    )
+def _series_title(row: Mapping[Any, Any]) -> str:
+    days = _num(row.get("days_to_breach"), ".0f")
+    breach = f"breach in {days} days" if days != NOT_AVAILABLE else "no breach on the forecast"
     parts = [
-        f"#{row['rank']} {_text(row['server_id'])} · {_text(row['metric'])}",
-        f"{_text(row['risk_level'])} risk: {breach}",
-        f"P(breach) {_number(row.get('breach_probability'), '.0%')}",
+        f"#{row['rank']} {plotly_safe(row['server_id'])} · {plotly_safe(row['metric'])}",
+        f"{plotly_safe(row['risk_level'])} risk: {breach}",
+        f"P(breach) {_num(row.get('breach_probability'), '.0%')}",
     ]
     unit = row.get("business_unit")
     if unit is not None and not pd.isna(unit):
-        parts.append(_text(unit))
+        parts.append(plotly_safe(unit))
     return " · ".join(parts)
 
 
-def _series_traces(
-    row: Mapping[str, Any], past: pd.DataFrame, ahead: pd.DataFrame, index: int, visible: bool
-) -> list[go.Scatter]:
-    """The TRACES_PER_SERIES traces of one series, tagged with ``meta`` = its index."""
-    common = {"visible": visible, "meta": index}
-    model = _text(ahead["model"].iloc[0]) if len(ahead) else "none"
-    threshold = float(row["threshold"])
-    dates = pd.concat([past["date"], ahead["date"]])
-    span = [dates.min(), dates.max()] if len(dates) else []
+def _interval_fill() -> str:
+    """``FORECAST_COLOUR`` at ``INTERVAL_OPACITY``, as plotly takes a translucent fill."""
+    red, green, blue = (int(FORECAST_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red}, {green}, {blue}, {INTERVAL_OPACITY})"
+
+
+def _interval_traces(ahead: pd.DataFrame, common: Mapping[str, Any]) -> list[go.Scatter]:
+    """The interval as an invisible lower bound and an upper bound filled down to it."""
     return [
-        go.Scatter(
-            x=past["date"],
-            y=past["value"],
-            mode="lines",
-            name="history",
-            line={"color": "#555", "width": 1.5},
-            hovertemplate="%{x|%Y-%m-%d}: %{y:.1f}%<extra>history</extra>",
-            **common,
-        ),
         go.Scatter(
             x=ahead["date"],
             y=ahead["yhat_lower"],
@@ -152,34 +133,85 @@ def _series_traces(
             mode="lines",
             line={"width": 0},
             fill="tonexty",
-            fillcolor="rgba(31, 119, 180, 0.2)",
+            fillcolor=_interval_fill(),
             name="interval",
             hoverinfo="skip",
             **common,
         ),
-        go.Scatter(
-            x=ahead["date"],
-            y=ahead["yhat"],
-            customdata=np.column_stack([ahead["yhat_lower"], ahead["yhat_upper"]]),
-            mode="lines",
-            name=f"forecast ({model})",
-            line={"color": "#1f77b4", "width": 2},
-            hovertemplate=(
-                "%{x|%Y-%m-%d}: %{y:.1f}% (interval %{customdata[0]:.1f} to "
-                "%{customdata[1]:.1f})<extra>forecast</extra>"
-            ),
-            **common,
-        ),
-        go.Scatter(
-            x=span,
-            y=[threshold] * len(span),
-            mode="lines",
-            name=f"threshold {threshold:.0f}%",
-            line={"color": "red", "dash": "dash"},
-            hovertemplate=f"threshold {threshold:.1f}%<extra></extra>",
-            **common,
-        ),
     ]
+
+
+def _threshold_trace(
+    threshold: float, past: pd.DataFrame, ahead: pd.DataFrame, common: Mapping[str, Any]
+) -> go.Scatter:
+    """The threshold as a dashed line over the history and the forecast."""
+    dates = pd.concat([past["date"], ahead["date"]])
+    span = [dates.min(), dates.max()] if len(dates) else []
+    return go.Scatter(
+        x=span,
+        y=[threshold] * len(span),
+        mode="lines",
+        name=f"threshold {threshold:.0f}%",
+        line={"color": THRESHOLD_COLOUR, "dash": "dash"},
+        hovertemplate=f"threshold {threshold:.1f}%<extra></extra>",
+        **common,
+    )
+
+
+def _series_traces(
+    row: Mapping[Any, Any], past: pd.DataFrame, ahead: pd.DataFrame, index: int, visible: bool
+) -> list[go.Scatter]:
+    """The TRACES_PER_SERIES traces of one series, tagged with ``meta`` = its index."""
+    common = {"visible": visible, "meta": index}
+    model = plotly_safe(ahead["model"].iloc[0]) if len(ahead) else "none"
+    history = go.Scatter(
+        x=past["date"],
+        y=past["value"],
+        mode="lines",
+        name="history",
+        line={"color": HISTORY_COLOUR, "width": 1.5},
+        hovertemplate="%{x|%Y-%m-%d}: %{y:.1f}%<extra>history</extra>",
+        **common,
+    )
+    forecast = go.Scatter(
+        x=ahead["date"],
+        y=ahead["yhat"],
+        customdata=np.column_stack([ahead["yhat_lower"], ahead["yhat_upper"]]),
+        mode="lines",
+        name=f"forecast ({model})",
+        line={"color": FORECAST_COLOUR, "width": 2},
+        hovertemplate=(
+            "%{x|%Y-%m-%d}: %{y:.1f}% (interval %{customdata[0]:.1f} to "
+            "%{customdata[1]:.1f})<extra>forecast</extra>"
+        ),
+        **common,
+    )
+    threshold = _threshold_trace(float(row["threshold"]), past, ahead, common)
+    return [history, *_interval_traces(ahead, common), forecast, threshold]
+
+
+def _series_menu(fig: go.Figure, records: list[dict[Any, Any]], titles: list[str]) -> dict:
+    """The dropdown: one button per series, showing only its traces and its title."""
+    buttons = []
+    for index, row in enumerate(records):
+        visible = [trace.meta == index for trace in fig.data]
+        label = f"#{row['rank']} {plotly_safe(row['server_id'])} · {plotly_safe(row['metric'])}"
+        buttons.append(
+            {
+                "label": label,
+                "method": "update",
+                "args": [{"visible": visible}, {"title.text": titles[index]}],
+            }
+        )
+    return {
+        "buttons": buttons,
+        "direction": "down",
+        "showactive": True,
+        "x": 0.0,
+        "xanchor": "left",
+        "y": 1.12,
+        "yanchor": "top",
+    }
 
 
 def urgent_servers_figure(
@@ -202,17 +234,6 @@ def urgent_servers_figure(
         past, ahead = windows[(row["server_id"], row["metric"])]
         fig.add_traces(_series_traces(row, past, ahead, index, visible=index == 0))
         titles.append(_series_title(row))
-    buttons = []
-    for index, row in enumerate(records):
-        visible = [trace.meta == index for trace in fig.data]
-        label = f"#{row['rank']} {_text(row['server_id'])} · {_text(row['metric'])}"
-        buttons.append(
-            {
-                "label": label,
-                "method": "update",
-                "args": [{"visible": visible}, {"title.text": titles[index]}],
-            }
-        )
     fig.update_layout(
         title={"text": titles[0], "y": 0.97},
         template="plotly_white",
@@ -221,23 +242,34 @@ def urgent_servers_figure(
         yaxis_title="utilisation (%)",
         hovermode="x unified",
         legend={"orientation": "h", "y": -0.15},
-        updatemenus=[
-            {
-                "buttons": buttons,
-                "direction": "down",
-                "showactive": True,
-                "x": 0.0,
-                "xanchor": "left",
-                "y": 1.12,
-                "yanchor": "top",
-            }
-        ],
+        updatemenus=[_series_menu(fig, records, titles)],
     )
     logger.info("09_visualize: urgent servers figure with %d series", len(records))
     return fig
 
 
 # --- 2. fleet risk heatmap ----------------------------------------------------------------
+
+
+def _heatmap_cells(
+    matrix: pd.DataFrame, units: list[str], regions: list[str], value: HeatmapValue
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, "at risk/servers" labels, hover texts) of the business unit x region grid."""
+    row_of = {unit: i for i, unit in enumerate(units)}
+    column_of = {region: j for j, region in enumerate(regions)}
+    z = np.full((len(units), len(regions)), np.nan)
+    labels = np.full((len(units), len(regions)), "", dtype=object)
+    hover = np.full((len(units), len(regions)), "", dtype=object)
+    for cell in matrix.to_dict("records"):
+        i, j = row_of[cell["business_unit"]], column_of[cell["region"]]
+        z[i, j] = cell[value]
+        labels[i, j] = f"{int(cell['servers_at_risk'])}/{int(cell['servers'])}"
+        counts = ", ".join(f"{level} {int(cell[level])}" for level in RISK_LEVELS)
+        hover[i, j] = (
+            f"{int(cell['servers_at_risk'])} of {int(cell['servers'])} servers at risk "
+            f"({_num(cell['share_at_risk'], '.0%')})<br>{counts}"
+        )
+    return z, labels, hover
 
 
 def risk_heatmap_figure(risk: pd.DataFrame, value: HeatmapValue = "servers_at_risk") -> go.Figure:
@@ -249,22 +281,7 @@ def risk_heatmap_figure(risk: pd.DataFrame, value: HeatmapValue = "servers_at_ri
         return _empty_figure(title, "No risk assessment to show.")
     units = sorted(matrix["business_unit"].unique())
     regions = sorted(matrix["region"].unique())
-    cells = matrix.set_index(["business_unit", "region"])
-    z = np.full((len(units), len(regions)), np.nan)
-    labels = np.full((len(units), len(regions)), "", dtype=object)
-    hover = np.full((len(units), len(regions)), "", dtype=object)
-    for i, unit in enumerate(units):
-        for j, region in enumerate(regions):
-            if (unit, region) not in cells.index:
-                continue
-            cell = cells.loc[(unit, region)]
-            z[i, j] = cell[value]
-            labels[i, j] = f"{int(cell['servers_at_risk'])}/{int(cell['servers'])}"
-            counts = ", ".join(f"{level} {int(cell[level])}" for level in LEVELS)
-            hover[i, j] = (
-                f"{int(cell['servers_at_risk'])} of {int(cell['servers'])} servers at risk "
-                f"({cell['share_at_risk']:.0%})<br>{counts}"
-            )
+    z, labels, hover = _heatmap_cells(matrix, units, regions, value)
     share = value == "share_at_risk"
     zmax = 1.0 if share else max(1.0, float(np.nanmax(z)))
     fig = go.Figure(
@@ -303,6 +320,24 @@ def risk_heatmap_figure(risk: pd.DataFrame, value: HeatmapValue = "servers_at_ri
 # --- 3. clusters --------------------------------------------------------------------------
 
 
+def _cluster_hover(group: pd.DataFrame) -> np.ndarray:
+    """Per server: name, finding, action, saving, business unit, CPU and memory P95."""
+    savings = pd.to_numeric(
+        group.get("monthly_savings_usd", pd.Series(0.0, index=group.index)), errors="coerce"
+    ).fillna(0.0)
+    return np.column_stack(
+        [
+            _texts(group["server_id"]),
+            _texts(text_values(group, "finding")),
+            _texts(text_values(group, "action")),
+            [_num(s, ",.0f") for s in savings],
+            _texts(text_values(group, "business_unit")),
+            [_num(v, ".1f") for v in group.get("cpu_p95", [np.nan] * len(group))],
+            [_num(v, ".1f") for v in group.get("mem_p95", [np.nan] * len(group))],
+        ]
+    )
+
+
 def clusters_figure(clusters: pd.DataFrame) -> go.Figure:
     """Servers on the first two principal components, coloured by cluster label; the hover
     shows the server, its finding, action and monthly saving."""
@@ -311,28 +346,14 @@ def clusters_figure(clusters: pd.DataFrame) -> go.Figure:
         return _empty_figure(title, "No clustered servers.")
     fig = go.Figure()
     for label, group in cluster_groups(clusters):
-        savings = pd.to_numeric(
-            group.get("monthly_savings_usd", pd.Series(0.0, index=group.index)), errors="coerce"
-        ).fillna(0.0)
-        customdata = np.column_stack(
-            [
-                _texts(group["server_id"]),
-                _texts(text_values(group, "finding")),
-                _texts(text_values(group, "action")),
-                [f"{s:,.0f}" for s in savings],
-                _texts(text_values(group, "business_unit")),
-                [_number(v, ".1f") for v in group.get("cpu_p95", [np.nan] * len(group))],
-                [_number(v, ".1f") for v in group.get("mem_p95", [np.nan] * len(group))],
-            ]
-        )
         fig.add_trace(
             go.Scatter(
                 x=group["pc1"],
                 y=group["pc2"],
                 mode="markers",
-                name=_text(label),
+                name=plotly_safe(label),
                 marker={"size": 9, "opacity": 0.8},
-                customdata=customdata,
+                customdata=_cluster_hover(group),
                 hovertemplate=(
                     "<b>%{customdata[0]}</b> (%{customdata[4]})<br>"
                     "finding: %{customdata[1]}, action: %{customdata[2]}<br>"
@@ -356,8 +377,43 @@ def clusters_figure(clusters: pd.DataFrame) -> go.Figure:
 # --- 4. model accuracy --------------------------------------------------------------------
 
 
-def _model_colour(model: str) -> str | None:
-    return {BASELINE_MODEL: _BASELINE_COLOUR, CHAMPION_MODEL: _CHAMPION_COLOUR}.get(model)
+def _accuracy_bars(model: str, rows: pd.DataFrame, metric_names: list[str]) -> list[go.Bar]:
+    """A model's MASE bar (with its legend entry) and coverage bar, by metric."""
+    customdata = np.column_stack(
+        [
+            [_num(v, ".2f") for v in rows["mase_median"]],
+            [_num(v, ".0%") for v in rows["beats_baseline_share"]],
+            [_num(v, ".2f") for v in rows["smape"]],
+            [_num(v, ".0%") for v in rows["coverage"]],
+            [_num(v, ".0f") for v in rows["series"]],
+        ]
+    )
+    marker: dict[str, Any] = {"color": model_colour(model)}
+    if model == BASELINE_MODEL:
+        marker["pattern"] = {"shape": "/"}
+    style = {
+        "name": plotly_safe(chart_model_name(model)),
+        "legendgroup": plotly_safe(model),
+        "x": _texts(metric_names),
+        "customdata": customdata,
+        "marker": marker,
+    }
+    mase = go.Bar(
+        y=rows["mase"],
+        hovertemplate=(
+            "%{x}: MASE %{y:.2f} (median %{customdata[0]}), beats baseline on "
+            "%{customdata[1]} of %{customdata[4]} series, sMAPE %{customdata[2]}"
+            "<extra>%{fullData.name}</extra>"
+        ),
+        **style,
+    )
+    coverage = go.Bar(
+        y=rows["coverage"],
+        showlegend=False,
+        hovertemplate=("%{x}: coverage %{customdata[3]}<extra>%{fullData.name}</extra>"),
+        **style,
+    )
+    return [mase, coverage]
 
 
 def model_accuracy_figure(metrics: Mapping[str, Any]) -> go.Figure:
@@ -365,7 +421,7 @@ def model_accuracy_figure(metrics: Mapping[str, Any]) -> go.Figure:
     line at MASE 1 = in-sample seasonal naive) and interval coverage against its nominal
     level."""
     title = "Model accuracy against the seasonal-naive baseline (rolling-origin backtest)"
-    table = accuracy_table(metrics)
+    table = accuracy_chart_table(metrics)
     if table.empty:
         return _empty_figure(title, "No backtest metrics.")
     level = interval_level(metrics)
@@ -375,56 +431,19 @@ def model_accuracy_figure(metrics: Mapping[str, Any]) -> go.Figure:
         cols=2,
         subplot_titles=(
             "MASE (lower is better; dashed: in-sample seasonal naive)",
-            f"Interval coverage (dashed: nominal {level:.0%})" if level else "Interval coverage",
+            f"Interval coverage (dashed: nominal {_num(level, '.0%')})"
+            if level
+            else "Interval coverage",
         ),
     )
     for model in model_order(table):
         rows = table[table["model"] == model].set_index("metric").reindex(metric_names)
-        name = f"{model} (baseline)" if model == BASELINE_MODEL else model
-        customdata = np.column_stack(
-            [
-                [_number(v, ".2f") for v in rows["mase_median"]],
-                [_number(v, ".0%") for v in rows["beats_baseline_share"]],
-                [_number(v, ".2f") for v in rows["smape"]],
-                [_number(v, ".0%") for v in rows["coverage"]],
-                [_number(v, ".0f") for v in rows["series"]],
-            ]
-        )
-        style = {
-            "name": _text(name),
-            "legendgroup": _text(model),
-            "x": _texts(metric_names),
-            "customdata": customdata,
-            "marker": {"color": _model_colour(model)},
-        }
-        if model == BASELINE_MODEL:
-            style["marker"]["pattern"] = {"shape": "/"}
-        fig.add_trace(
-            go.Bar(
-                y=rows["mase"],
-                hovertemplate=(
-                    "%{x}: MASE %{y:.2f} (median %{customdata[0]}), beats baseline on "
-                    "%{customdata[1]} of %{customdata[4]} series, sMAPE %{customdata[2]}"
-                    "<extra>%{fullData.name}</extra>"
-                ),
-                **style,
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Bar(
-                y=rows["coverage"],
-                showlegend=False,
-                hovertemplate=("%{x}: coverage %{customdata[3]}<extra>%{fullData.name}</extra>"),
-                **style,
-            ),
-            row=1,
-            col=2,
-        )
+        mase, coverage = _accuracy_bars(model, rows, metric_names)
+        fig.add_trace(mase, row=1, col=1)
+        fig.add_trace(coverage, row=1, col=2)
     fig.add_hline(y=1.0, line_dash="dash", line_color="black", row=1, col=1)
     if level is not None:
-        fig.add_hline(y=level, line_dash="dash", line_color="red", row=1, col=2)
+        fig.add_hline(y=level, line_dash="dash", line_color=THRESHOLD_COLOUR, row=1, col=2)
     fig.update_xaxes(type="category")
     fig.update_yaxes(title_text="MASE", row=1, col=1)
     fig.update_yaxes(title_text="share of actuals inside", range=[0, 1.05], row=1, col=2)
@@ -435,11 +454,36 @@ def model_accuracy_figure(metrics: Mapping[str, Any]) -> go.Figure:
 # --- 5. savings ---------------------------------------------------------------------------
 
 
+def _savings_by(breakdown: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Monthly USD and servers per group of ``by``."""
+    return (
+        breakdown.groupby(by)
+        .agg(usd=("monthly_savings_usd", "sum"), servers=("server_id", "size"))
+        .reset_index()
+    )
+
+
+def _savings_bar(frame: pd.DataFrame, labels: Iterable[object], kind: str, **extra: Any) -> go.Bar:
+    return go.Bar(
+        x=frame["usd"],
+        y=_texts(labels),
+        customdata=frame["servers"],
+        orientation="h",
+        name=kind,
+        legendgroup=kind,
+        marker_color=KIND_COLOURS[kind],
+        hovertemplate=(
+            f"%{{y}}: %{{x:,.0f}} USD per month, %{{customdata}} servers<extra>{kind}</extra>"
+        ),
+        **extra,
+    )
+
+
 def savings_figure(
     clusters: pd.DataFrame, recommendations: Mapping[str, Any] | None = None
 ) -> go.Figure:
     """Monthly savings by action (consolidation vs right-sizing) and by business unit, each
-    server counted once (see ``plots.savings_breakdown``)."""
+    server counted once (see ``chart_data.savings_breakdown``)."""
     breakdown = savings_breakdown(clusters)
     title = savings_title(savings_totals(breakdown, recommendations))
     if breakdown.empty:
@@ -447,57 +491,20 @@ def savings_figure(
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("by action", "by business unit"), horizontal_spacing=0.25
     )
-    by_category = (
-        breakdown.groupby(["kind", "category"])
-        .agg(usd=("monthly_savings_usd", "sum"), servers=("server_id", "size"))
-        .reset_index()
-        .sort_values("usd")
-    )
-    by_unit = (
-        breakdown.groupby(["business_unit", "kind"])
-        .agg(usd=("monthly_savings_usd", "sum"), servers=("server_id", "size"))
-        .reset_index()
-    )
+    by_category = _savings_by(breakdown, ["kind", "category"]).sort_values("usd")
+    by_unit = _savings_by(breakdown, ["business_unit", "kind"])
     unit_order = by_unit.groupby("business_unit")["usd"].sum().sort_values().index
-    for kind, colour in _KIND_COLOURS.items():
+    for kind in KIND_COLOURS:
         categories = by_category[by_category["kind"] == kind]
         units = (
             by_unit[by_unit["kind"] == kind]
             .set_index("business_unit")[["usd", "servers"]]
             .reindex(unit_order, fill_value=0)
         )
-        hovertemplate = (
-            f"%{{y}}: %{{x:,.0f}} USD per month, %{{customdata}} servers<extra>{kind}</extra>"
-        )
         if len(categories):
-            fig.add_trace(
-                go.Bar(
-                    x=categories["usd"],
-                    y=_texts(categories["category"]),
-                    customdata=categories["servers"],
-                    orientation="h",
-                    name=kind,
-                    legendgroup=kind,
-                    marker_color=colour,
-                    hovertemplate=hovertemplate,
-                ),
-                row=1,
-                col=1,
-            )
+            fig.add_trace(_savings_bar(categories, categories["category"], kind), row=1, col=1)
         fig.add_trace(
-            go.Bar(
-                x=units["usd"],
-                y=_texts(units.index),
-                customdata=units["servers"],
-                orientation="h",
-                name=kind,
-                legendgroup=kind,
-                showlegend=not len(categories),
-                marker_color=colour,
-                hovertemplate=hovertemplate,
-            ),
-            row=1,
-            col=2,
+            _savings_bar(units, units.index, kind, showlegend=not len(categories)), row=1, col=2
         )
     fig.update_xaxes(title_text="USD per month")
     fig.update_yaxes(type="category")
@@ -523,7 +530,7 @@ def interactive_figures(
     top_n: int = 20,
     history_days: int = 180,
 ) -> dict[str, go.Figure]:
-    """The five interactive figures keyed by file stem (``plots.FIGURE_STEMS``)."""
+    """The five interactive figures keyed by file stem (``chart_data.FIGURE_STEMS``)."""
     figures = {
         "urgent_servers": urgent_servers_figure(history, forecasts, risk, top_n, history_days),
         "risk_heatmap": risk_heatmap_figure(risk),

@@ -9,10 +9,20 @@ from data or params (run id, server names, errors) is HTML-escaped.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
+
+from capacity_forecaster.core.vocabulary import AT_RISK_LEVELS, RISK_LEVELS
+from capacity_forecaster.reporting.headline import outlook_line
+from capacity_forecaster.reporting.style import RISK_LEVEL_COLOURS
+from capacity_forecaster.reporting.text import (
+    MISSING,
+    format_number,
+    format_value,
+    html_safe,
+    stem_label,
+)
 
 INDEX_KEY = "index.html"
 
@@ -32,20 +42,15 @@ h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #d
 .cards { display: flex; flex-wrap: wrap; gap: 0.8rem; }
 .card { border: 1px solid #d9e2ec; border-radius: 6px; padding: 0.7rem 1rem; min-width: 9rem; }
 .card .v { font-size: 1.6rem; font-weight: 600; } .card .k { color: #52606d; font-size: 0.85rem; }
-.high { color: #b42318; } .medium { color: #b54708; } .low { color: #027a48; }
 table { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
 th, td { text-align: left; padding: 0.3rem 0.6rem; border-bottom: 1px solid #e4e7eb; }
 th { background: #f0f4f8; }
 .status-succeeded { color: #027a48; } .status-failed { color: #b42318; font-weight: 600; }
 .status-not_run, .status-skipped { color: #7b8794; }
-"""
+""" + "".join(f".{level} {{ color: {RISK_LEVEL_COLOURS[level][1]}; }} " for level in RISK_LEVELS)
 
 
-_NO_VALUE = "&ndash;"  # an HTML entity, so it is never escaped twice
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+_e = html_safe
 
 
 def _link(key: str, label: str) -> str:
@@ -53,13 +58,9 @@ def _link(key: str, label: str) -> str:
     return f'<a href="{_e(key)}">{_e(label)}</a>'
 
 
-def _number(value: Any, fmt: str = "{:,.0f}") -> str:
-    if value is None:
-        return _NO_VALUE
-    try:
-        return fmt.format(value)
-    except (TypeError, ValueError):
-        return _e(value)
+def _figure(value: Any, kind: str = "int") -> str:
+    """A figure of summary.json formatted by its ``text.COLUMN_KINDS`` kind, escaped."""
+    return _e(format_value(value, kind))
 
 
 def _card(value: str, label: str, css: str = "") -> str:
@@ -75,16 +76,16 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
     baseline = accuracy.get("baseline") or {}
     savings = headline.get("savings") or {}
     parts = ["<h2>Headline</h2>", '<div class="cards">']
-    parts.append(_card(_number(fleet.get("servers")), "servers"))
-    for level in ("high", "medium"):
-        parts.append(_card(_number(levels.get(level)), f"servers at {level} risk", level))
-    parts.append(_card(_number(savings.get("monthly_usd_total"), "${:,.0f}"), "savings / month"))
-    parts.append(_card(_number(champion.get("mase"), "{:.2f}"), "forecast MASE (champion)"))
-    parts.append(_card(_number(baseline.get("mase"), "{:.2f}"), "MASE, seasonal-naive baseline"))
+    parts.append(_card(_figure(fleet.get("servers")), "servers"))
+    for level in AT_RISK_LEVELS:
+        parts.append(_card(_figure(levels.get(level)), f"servers at {level} risk", level))
+    parts.append(_card(_figure(savings.get("monthly_usd_total"), "money"), "savings / month"))
+    parts.append(_card(_figure(champion.get("mase"), "ratio"), "forecast MASE (champion)"))
+    parts.append(_card(_figure(baseline.get("mase"), "ratio"), "MASE, seasonal-naive baseline"))
     parts.append("</div>")
-    window = (fleet.get("date_start"), fleet.get("date_end"))
-    if all(window):
-        parts.append(f'<p class="sub">Data window {_e(window[0])} to {_e(window[1])}.</p>')
+    outlook = outlook_line(headline)
+    if outlook:
+        parts.append(f'<p class="sub">{_e(outlook)}</p>')
     breaches = risk.get("earliest_breaches") or []
     if breaches:
         parts.append("<h3>Earliest forecast breaches</h3><table>")
@@ -96,9 +97,9 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
             parts.append(
                 "<tr>"
                 f"<td>{_e(row.get('server_id', ''))}</td><td>{_e(row.get('metric', ''))}</td>"
-                f"<td>{_e(row['breach_date']) if row.get('breach_date') else _NO_VALUE}</td>"
-                f"<td>{_number(row.get('days_to_breach'))}</td>"
-                f"<td>{_number(row.get('breach_probability'), '{:.0%}')}</td>"
+                f"<td>{_e(row['breach_date']) if row.get('breach_date') else MISSING}</td>"
+                f"<td>{_figure(row.get('days_to_breach'))}</td>"
+                f"<td>{_figure(row.get('breach_probability'), 'probability')}</td>"
                 f"<td>{_e(row.get('criticality', ''))}</td>"
                 "</tr>"
             )
@@ -121,9 +122,9 @@ def _stage_rows(records: Iterable[Mapping[str, Any]], present: set[str]) -> list
             f"<td>{_e(record.get('stage', ''))}</td>"
             f'<td class="status-{_e(status)}">{_e(status)}'
             f"{'<br><small>' + _e(note) + '</small>' if note else ''}</td>"
-            f"<td>{_number(record.get('seconds'), '{:.1f}')}</td>"
-            f"<td>{_link(report, 'report') if report in present else _NO_VALUE}</td>"
-            f"<td>{_link(full, 'notebook') if full in present else _NO_VALUE}</td>"
+            f"<td>{_e(format_number(record.get('seconds'), '.1f'))}</td>"
+            f"<td>{_link(report, 'report') if report in present else MISSING}</td>"
+            f"<td>{_link(full, 'notebook') if full in present else MISSING}</td>"
             "</tr>"
         )
     rows.append("</table>")
@@ -169,10 +170,10 @@ def render_index(
             stem = PurePosixPath(key).stem
             png = key[: -len(".html")] + ".png"
             static = f" ({_link(png, 'PNG')})" if png in present else ""
-            parts.append(f"<li>{_link(key, stem.replace('_', ' '))}{static}</li>")
+            parts.append(f"<li>{_link(key, stem_label(stem))}{static}</li>")
         for key in images:
             if key[: -len(".png")] + ".html" not in present:
-                parts.append(f"<li>{_link(key, PurePosixPath(key).stem.replace('_', ' '))}</li>")
+                parts.append(f"<li>{_link(key, stem_label(PurePosixPath(key).stem))}</li>")
         parts.append("</ul>")
     parts.append("<h2>Stages</h2>")
     parts.extend(_stage_rows(records, present))

@@ -3,11 +3,11 @@
 Sheets, in this order: Summary, At risk, Forecasts, Model metrics, Clusters, Recommendations,
 Data quality. Each has a bold header row on navy, frozen (``freeze_panes = "A2"``), an
 autofilter over its table, column widths from its contents and number formats by column kind
-(``report.COLUMN_KINDS``: utilisation points 0.0, shares 0.0%, probabilities 0%, money #,##0,
+(``text.COLUMN_KINDS``: utilisation points 0.0, shares 0.0%, probabilities 0%, money #,##0,
 dates yyyy-mm-dd). The At risk sheet colours its risk level column with conditional formatting
-(high red, medium amber, low green).
+(high red, medium amber, low green, the colours of ``style.RISK_LEVEL_COLOURS``).
 
-Formula injection: every value goes through ``report.excel_safe`` (a text starting with
+Formula injection: every value goes through ``text.excel_safe`` (a text starting with
 = + - @ tab or CR gets a leading apostrophe) and every text cell is also written with the
 string type and the text number format ``@``, so openpyxl can never emit a formula (``<f>``)
 for data, whatever the text.
@@ -42,7 +42,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from capacity_forecaster.core.errors import StageCheckError
-from capacity_forecaster.reporting.report import COLUMN_KINDS, excel_safe, metric_label
+from capacity_forecaster.core.vocabulary import RISK_LEVELS
+from capacity_forecaster.reporting.style import NAVY, RISK_LEVEL_COLOURS, excel_colour
+from capacity_forecaster.reporting.text import COLUMN_KINDS, excel_safe, metric_label
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +71,11 @@ NUMBER_FORMATS = {
     "bool": "General",
     "text": "@",
 }
-LEVEL_STYLES = {  # Excel's own good / neutral / bad cell styles
-    "high": ("FFC7CE", "9C0006"),
-    "medium": ("FFEB9C", "9C5700"),
-    "low": ("C6EFCE", "006100"),
+LEVEL_STYLES = {  # level -> (fill, ink), as openpyxl takes them
+    level: (excel_colour(fill), excel_colour(ink))
+    for level, (fill, ink) in RISK_LEVEL_COLOURS.items()
 }
-HEADER_FILL = "1F3864"
+HEADER_FILL = excel_colour(NAVY)
 _MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 MIN_WIDTH, MAX_WIDTH = 8, 60
 WIDTH_SAMPLE_ROWS = 500
@@ -135,7 +136,9 @@ def _safe_values(series: pd.Series) -> list[Any]:
     """``excel_safe`` of every value of a column, computed once per distinct value."""
     if pd.api.types.is_float_dtype(series.dtype):
         numbers = series.to_numpy(dtype=float, na_value=np.nan)
-        return np.where(np.isfinite(numbers), numbers, None).tolist()
+        values = numbers.astype(object)
+        values[~np.isfinite(numbers)] = None
+        return values.tolist()
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     safe = [excel_safe(value) for value in uniques]
     return [safe[code] if code >= 0 else None for code in codes.tolist()]
@@ -239,23 +242,11 @@ def _iso_date(value: Any) -> Any:
         return value
 
 
-def _summary_rows(
-    summary: Mapping[str, Any], forecast_note: str | None
-) -> list[tuple[str, str, Any, str]]:
-    """(section, item, value, kind) rows of the Summary sheet, from report.headline."""
-    try:
-        fleet = summary["fleet"]
-        risk = summary["risk"]
-        accuracy = summary["accuracy"]
-        savings = summary["savings"]
-        quality = summary["data_quality"]
-        servers_by_level = risk["servers_by_level"]
-        series_by_level = risk["series_by_level"]
-    except (KeyError, TypeError) as error:
-        raise StageCheckError(f"08_report: summary lacks key {error}") from error
-    champion = accuracy.get("champion", {})
-    baseline = accuracy.get("baseline", {})
-    rows: list[tuple[str, str, Any, str]] = [
+_Row = tuple[str, str, Any, str]  # (section, item, value, kind) of the Summary sheet
+
+
+def _fleet_rows(summary: Mapping[str, Any], fleet: Mapping[str, Any]) -> list[_Row]:
+    return [
         ("Run", "Run id", summary.get("run_id"), "text"),
         ("Run", "Generated at", summary.get("generated_at"), "text"),
         ("Fleet", "Servers", fleet.get("servers"), "int"),
@@ -265,14 +256,21 @@ def _summary_rows(
         ("Fleet", "Days of history", fleet.get("days"), "int"),
         ("Fleet", "Business units", fleet.get("business_units"), "int"),
         ("Fleet", "Regions", fleet.get("regions"), "int"),
+    ]
+
+
+def _risk_rows(risk: Mapping[str, Any]) -> list[_Row]:
+    servers_by_level = risk["servers_by_level"]
+    series_by_level = risk["series_by_level"]
+    rows: list[_Row] = [
         *[
             ("Risk", f"Servers at {level} risk", servers_by_level.get(level), "int")
-            for level in ("high", "medium", "low")
+            for level in RISK_LEVELS
         ],
         ("Risk", "Servers at risk (high or medium)", risk.get("servers_at_risk"), "int"),
         *[
             ("Risk", f"Series at {level} risk", series_by_level.get(level), "int")
-            for level in ("high", "medium", "low")
+            for level in RISK_LEVELS
         ],
     ]
     earliest = risk.get("earliest_breaches") or []
@@ -283,7 +281,13 @@ def _summary_rows(
             ("Risk", "Earliest breach: metric", metric_label(first.get("metric")), "text"),
             ("Risk", "Earliest breach: date", _iso_date(first.get("breach_date")), "date"),
         ]
-    rows += [
+    return rows
+
+
+def _accuracy_rows(accuracy: Mapping[str, Any]) -> list[_Row]:
+    champion = accuracy.get("champion", {})
+    baseline = accuracy.get("baseline", {})
+    return [
         ("Accuracy", "Champion MASE", champion.get("mase"), "ratio"),
         ("Accuracy", "Champion MASE (median)", champion.get("mase_median"), "ratio"),
         ("Accuracy", "Baseline MASE (seasonal naive)", baseline.get("mase"), "ratio"),
@@ -297,17 +301,41 @@ def _summary_rows(
         ("Accuracy", "Interval level (nominal)", accuracy.get("interval_level"), "probability"),
         ("Accuracy", "Champion interval coverage", champion.get("coverage"), "share"),
         ("Accuracy", "Baseline interval coverage", baseline.get("coverage"), "share"),
+    ]
+
+
+def _savings_rows(savings: Mapping[str, Any]) -> list[_Row]:
+    return [
         ("Savings", "Total per month (USD)", savings.get("monthly_usd_total"), "money"),
         ("Savings", "Consolidation per month (USD)", savings.get("consolidation_usd"), "money"),
         ("Savings", "Right-sizing per month (USD)", savings.get("right_sizing_usd"), "money"),
         ("Savings", "Servers freed by consolidation", savings.get("servers_freed"), "int"),
         ("Savings", "Total per year (USD)", savings.get("annual_usd_total"), "money"),
         ("Savings", "How savings are counted", savings.get("note"), "text"),
+    ]
+
+
+def _quality_rows(quality: Mapping[str, Any]) -> list[_Row]:
+    return [
         ("Data quality", "Server-days missing", quality.get("missing_share"), "share"),
         ("Data quality", "Outliers replaced", quality.get("outliers"), "int"),
         ("Data quality", "Days imputed", quality.get("imputed"), "int"),
         ("Data quality", "Loading warnings", len(quality.get("warnings") or []), "int"),
     ]
+
+
+def _summary_rows(summary: Mapping[str, Any], forecast_note: str | None) -> list[_Row]:
+    """(section, item, value, kind) rows of the Summary sheet, from headline.headline."""
+    try:
+        rows = [
+            *_fleet_rows(summary, summary["fleet"]),
+            *_risk_rows(summary["risk"]),
+            *_accuracy_rows(summary["accuracy"]),
+            *_savings_rows(summary["savings"]),
+            *_quality_rows(summary["data_quality"]),
+        ]
+    except (KeyError, TypeError) as error:
+        raise StageCheckError(f"08_report: summary lacks key {error}") from error
     if forecast_note:
         rows.append(("Notes", "Forecasts sheet", forecast_note, "text"))
     return rows
@@ -349,12 +377,12 @@ def build_workbook(
 ) -> bytes:
     """details.xlsx as bytes (sheets and limits in the module docstring).
 
-    ``summary`` is ``report.headline(...)``; ``at_risk`` ``report.at_risk_table(risk,
-    include_low=True)`` (every series); ``forecasts`` ``report.forecast_table(forecasts)``;
-    ``model_metrics`` ``report.accuracy_table(metrics, by_metric=True)``; ``clusters``
-    ``report.server_cluster_table(clusters)``; ``recommendations``
-    ``report.recommendation_table(clusters)``; ``data_quality``
-    ``report.quality_table(quality, cleaning)``. ``max_forecast_rows`` caps the Forecasts
+    ``summary`` is ``headline.headline(...)``; ``at_risk`` ``tables.at_risk_table(risk,
+    include_low=True)`` (every series); ``forecasts`` ``tables.forecast_table(forecasts)``;
+    ``model_metrics`` ``tables.accuracy_table(metrics, by_metric=True)``; ``clusters``
+    ``tables.server_cluster_table(clusters)``; ``recommendations``
+    ``tables.recommendation_table(clusters)``; ``data_quality``
+    ``tables.quality_table(quality, cleaning)``. ``max_forecast_rows`` caps the Forecasts
     sheet's data rows (default: Excel's limit less the header and a note row).
     """
     if not 1 <= max_forecast_rows <= EXCEL_MAX_ROWS - 2:
@@ -362,7 +390,7 @@ def build_workbook(
             f"max_forecast_rows must be in [1, {EXCEL_MAX_ROWS - 2}], got {max_forecast_rows}"
         )
     if "Server" not in forecasts.columns or "Metric" not in forecasts.columns:
-        raise ValueError("forecasts must be report.forecast_table(...) (columns Server, Metric)")
+        raise ValueError("forecasts must be tables.forecast_table(...) (columns Server, Metric)")
     forecast_frame, forecast_notes, forecast_note = _forecast_rows(forecasts, max_forecast_rows)
 
     workbook = Workbook(write_only=True)

@@ -1,0 +1,439 @@
+"""Stage 08: the run's headline figures, reports/summary.json (``headline``).
+
+Schema version 1. Keys are stable: index.html and other consumers read them. Every number is
+a plain JSON number or null (never NaN), dates are ISO strings (``YYYY-MM-DD``), shares and
+probabilities are fractions in [0, 1]::
+
+    schema_version      1
+    run_id              str
+    generated_at        str, ISO 8601 (passed in by the caller, not the clock)
+    fleet
+      servers           int, servers in the validated inventory
+      series            int, server x metric series assessed for risk
+      date_start        str, first day of the validated history
+      date_end          str, last day of the validated history
+      days              int, days from date_start to date_end inclusive
+      business_units    int, distinct business units in the inventory
+      regions           int, distinct regions in the inventory
+    forecast            what the forecasts cover (forecasts/summary.json)
+      horizon_days      int, days forecast ahead
+      first_date        str, first forecast day
+      last_date         str, last forecast day
+    risk
+      servers_by_level  {high, medium, low}: servers by their worst level over metrics
+      series_by_level   {high, medium, low}: series (server x metric) by level
+      servers_assessed  int, servers with at least one assessed series
+      servers_at_risk   int, servers whose worst level is high or medium
+      earliest_breaches list (at most 10) of {server_id, metric, breach_date, days_to_breach,
+                        breach_probability, criticality, business_unit}, soonest first
+      by_business_unit  list of {business_unit, servers, servers_at_risk, share_at_risk, high,
+                        medium} (the roll-up of risk/summary.json)
+      by_region         list of {region, servers, servers_at_risk, share_at_risk, high, medium}
+    accuracy            rolling-origin backtest (models/metrics.json)
+      champion          {mase, mase_median, coverage, beats_baseline_share}
+      baseline          {model, mase, coverage}: the seasonal-naive baseline
+      mase_reduction    float or null, 1 - champion MASE / baseline MASE (> 0: champion better)
+      interval_level    float, the nominal coverage of the forecast intervals
+      champion_models   {model: series for which it is the champion}
+      interval_calibration {model: where its interval calibration comes from, in words}
+      by_metric         list of {metric, champion_mase, baseline_mase, champion_coverage,
+                        baseline_coverage, beats_baseline_share}
+    savings             monthly USD unless named annual; never double counted (see cluster.py)
+      monthly_usd_total float, consolidation_usd + right_sizing_usd
+      consolidation_usd float, monthly cost of servers freed by consolidation
+      right_sizing_usd  float, right-sizing of servers neither freed nor hosting freed ones
+      servers_freed     int
+      annual_usd_total  float, 12 x monthly_usd_total
+      note              str, how the savings are counted
+    data_quality
+      missing_share     float or null, share of expected server-days with no row
+      missing_share_by_metric {metric: share of expected values missing}
+      outliers          int, values replaced as outliers in cleaning
+      imputed           int, missing days interpolated in cleaning
+      warnings          list of str, from loading the data
+
+``outlook_line`` is the one line the PDF cover and index.html show about the run's dates.
+Plain functions on frames and dicts; no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+from capacity_forecaster.core.errors import StageCheckError
+from capacity_forecaster.core.jsonable import json_value
+from capacity_forecaster.core.vocabulary import (
+    AT_RISK_LEVELS,
+    BASELINE_MODEL,
+    CHAMPION,
+    RISK_LEVELS,
+)
+from capacity_forecaster.reporting.inputs import (
+    RISK_REQUIRED,
+    check_levels,
+    require_columns,
+    require_keys,
+)
+from capacity_forecaster.reporting.tables import interval_calibration, model_rows
+from capacity_forecaster.reporting.text import is_missing
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["HEADLINE_KEYS", "SCHEMA_VERSION", "check_headline", "headline", "outlook_line"]
+
+SCHEMA_VERSION = 1
+EARLIEST_BREACHES = 10
+HEADLINE_KEYS = MappingProxyType(
+    {
+        "fleet": (
+            "servers",
+            "series",
+            "date_start",
+            "date_end",
+            "days",
+            "business_units",
+            "regions",
+        ),
+        "forecast": ("horizon_days", "first_date", "last_date"),
+        "risk": (
+            "servers_by_level",
+            "series_by_level",
+            "servers_assessed",
+            "servers_at_risk",
+            "earliest_breaches",
+            "by_business_unit",
+            "by_region",
+        ),
+        "accuracy": (
+            "champion",
+            "baseline",
+            "mase_reduction",
+            "interval_level",
+            "champion_models",
+            "interval_calibration",
+            "by_metric",
+        ),
+        "savings": (
+            "monthly_usd_total",
+            "consolidation_usd",
+            "right_sizing_usd",
+            "servers_freed",
+            "annual_usd_total",
+            "note",
+        ),
+        "data_quality": (
+            "missing_share",
+            "missing_share_by_metric",
+            "outliers",
+            "imputed",
+            "warnings",
+        ),
+    }
+)
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _number(value: Any, digits: int | None = None) -> float | None:
+    """A finite float (rounded when ``digits`` is given) or None."""
+    if is_missing(value):
+        return None
+    number = float(value)
+    if is_missing(number):
+        return None
+    return round(number, digits) if digits is not None else number
+
+
+def _json_plain(value: Any) -> Any:
+    """``value`` with every leaf a plain JSON value (nested dicts and lists included)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_plain(v) for v in value]
+    return json_value(value)
+
+
+def _iso_date(value: Any, what: str) -> str:
+    """``value`` as ``YYYY-MM-DD``; a value that is no date names ``what``."""
+    try:
+        return pd.Timestamp(value).date().isoformat()
+    except (TypeError, ValueError) as error:
+        raise StageCheckError(f"08_report: {what} is {value!r}, not a date") from error
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _fleet(servers: pd.DataFrame, risk: pd.DataFrame, quality: Mapping[str, Any]) -> dict:
+    return {
+        "servers": int(servers["server_id"].nunique()),
+        "series": len(risk),
+        "date_start": quality["date_start"],
+        "date_end": quality["date_end"],
+        "days": int(quality["days"]),
+        "business_units": int(servers["business_unit"].nunique()),
+        "regions": int(servers["region"].nunique()),
+    }
+
+
+def _forecast(forecast: Mapping[str, Any]) -> dict[str, Any]:
+    where = "forecasts/summary.json"
+    require_keys(forecast, ["horizon_days", "first_date", "last_date"], where)
+    return {
+        "horizon_days": int(forecast["horizon_days"]),
+        "first_date": _iso_date(forecast["first_date"], f"{where} first_date"),
+        "last_date": _iso_date(forecast["last_date"], f"{where} last_date"),
+    }
+
+
+def _earliest_breaches(risk: pd.DataFrame, limit: int) -> list[dict]:
+    breaching = risk[risk["days_to_breach"].notna()].sort_values(
+        ["days_to_breach", "breach_probability", "server_id", "metric"],
+        ascending=[True, False, True, True],
+    )
+    rows = []
+    for row in breaching.head(limit).itertuples(index=False):
+        days = _number(row.days_to_breach)
+        rows.append(
+            {
+                "server_id": json_value(row.server_id),
+                "metric": json_value(row.metric),
+                "breach_date": json_value(row.breach_date),
+                "days_to_breach": None if days is None else int(days),
+                "breach_probability": _number(row.breach_probability, 4),
+                "criticality": json_value(row.criticality),
+                "business_unit": json_value(row.business_unit),
+            }
+        )
+    return rows
+
+
+def _risk(risk: pd.DataFrame, risk_summary: Mapping[str, Any]) -> dict[str, Any]:
+    levels = risk_summary["levels"]
+    servers_by_level = {level: int(levels["servers"].get(level, 0)) for level in RISK_LEVELS}
+    return {
+        "servers_by_level": servers_by_level,
+        "series_by_level": {level: int(levels["series"].get(level, 0)) for level in RISK_LEVELS},
+        "servers_assessed": int(risk_summary["servers"]),
+        "servers_at_risk": sum(servers_by_level[level] for level in AT_RISK_LEVELS),
+        "earliest_breaches": _earliest_breaches(risk, EARLIEST_BREACHES),
+        "by_business_unit": list(risk_summary["rollups"]["business_unit"]),
+        "by_region": list(risk_summary["rollups"]["region"]),
+    }
+
+
+def _find_model(rows: list[Mapping[str, Any]], model: str, metric: str | None = None) -> dict:
+    for row in rows:
+        if row.get("model") == model and (metric is None or row.get("metric") == metric):
+            return dict(row)
+    where = "models" if metric is None else f"models_by_metric (metric {metric})"
+    raise StageCheckError(f"08_report: models/metrics.json {where} has no row for model {model!r}")
+
+
+def _accuracy_by_metric(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = model_rows(metrics, "models_by_metric")
+    by_metric = []
+    for metric in sorted({str(r["metric"]) for r in rows if "metric" in r}):
+        best = _find_model(rows, CHAMPION, metric)
+        base = _find_model(rows, BASELINE_MODEL, metric)
+        by_metric.append(
+            {
+                "metric": metric,
+                "champion_mase": _number(best.get("mase"), 4),
+                "baseline_mase": _number(base.get("mase"), 4),
+                "champion_coverage": _number(best.get("coverage"), 4),
+                "baseline_coverage": _number(base.get("coverage"), 4),
+                "beats_baseline_share": _number(best.get("beats_baseline_share"), 4),
+            }
+        )
+    return by_metric
+
+
+def _accuracy(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    require_keys(metrics, ["models", "interval_level"], "models/metrics.json")
+    overall = model_rows(metrics, "models")
+    champion = _find_model(overall, CHAMPION)
+    baseline = _find_model(overall, BASELINE_MODEL)
+    for name, row in (("champion", champion), ("baseline", baseline)):
+        require_keys(row, ["mase", "coverage"], f"models/metrics.json models[{name}]")
+    champion_mase = _number(champion["mase"])
+    baseline_mase = _number(baseline["mase"])
+    reduction = (
+        round(1 - champion_mase / baseline_mase, 4)
+        if champion_mase is not None and baseline_mase
+        else None
+    )
+    return {
+        "champion": {
+            "mase": _number(champion_mase, 4),
+            "mase_median": _number(champion.get("mase_median"), 4),
+            "coverage": _number(champion["coverage"], 4),
+            "beats_baseline_share": _number(champion.get("beats_baseline_share"), 4),
+        },
+        "baseline": {
+            "model": BASELINE_MODEL,
+            "mase": _number(baseline_mase, 4),
+            "coverage": _number(baseline["coverage"], 4),
+        },
+        "mase_reduction": reduction,
+        "interval_level": _number(metrics["interval_level"]),
+        "champion_models": {
+            str(k): int(v) for k, v in sorted(dict(metrics.get("champions", {})).items())
+        },
+        "interval_calibration": interval_calibration(metrics),
+        "by_metric": _accuracy_by_metric(metrics),
+    }
+
+
+def _savings(recommendations: Mapping[str, Any]) -> dict[str, Any]:
+    require_keys(
+        recommendations,
+        [
+            "total_savings_usd",
+            "consolidation_savings_usd",
+            "right_sizing_savings_usd",
+            "servers_freed",
+        ],
+        "clusters/recommendations.json",
+    )
+    monthly = _number(recommendations["total_savings_usd"], 2)
+    return {
+        "monthly_usd_total": monthly,
+        "consolidation_usd": _number(recommendations["consolidation_savings_usd"], 2),
+        "right_sizing_usd": _number(recommendations["right_sizing_savings_usd"], 2),
+        "servers_freed": int(recommendations["servers_freed"]),
+        "annual_usd_total": None if monthly is None else round(12 * monthly, 2),
+        "note": str(recommendations.get("savings_note", "monthly USD")),
+    }
+
+
+def _data_quality(quality: Mapping[str, Any], cleaning: Mapping[str, Any]) -> dict[str, Any]:
+    require_keys(quality, ["missing_server_days_share", "warnings"], "validated/quality.json")
+    require_keys(cleaning, ["outliers", "imputed"], "processed/summary.json")
+    per_metric = quality.get("metrics", {})
+    return {
+        "missing_share": _number(quality["missing_server_days_share"], 6),
+        "missing_share_by_metric": {
+            str(metric): _number(stats.get("missing_share"), 6)
+            for metric, stats in sorted(per_metric.items())
+        },
+        "outliers": int(cleaning["outliers"]),
+        "imputed": int(cleaning["imputed"]),
+        "warnings": [str(w) for w in quality["warnings"]],
+    }
+
+
+# --------------------------------------------------------------------------- public
+
+
+def _check_inputs(
+    servers: pd.DataFrame,
+    quality: Mapping[str, Any],
+    risk: pd.DataFrame,
+    risk_summary: Mapping[str, Any],
+) -> None:
+    require_columns(servers, ["server_id", "business_unit", "region"], "validated/servers.parquet")
+    require_columns(risk, RISK_REQUIRED, "risk/risk.parquet")
+    require_keys(quality, ["date_start", "date_end", "days"], "validated/quality.json")
+    require_keys(risk_summary, ["servers", "levels", "rollups"], "risk/summary.json")
+    require_keys(risk_summary["levels"], ["series", "servers"], "risk/summary.json levels")
+    require_keys(risk_summary["rollups"], ["business_unit", "region"], "risk/summary.json rollups")
+    check_levels(risk)
+
+
+def _iso_timestamp(generated_at: str | dt.datetime) -> str:
+    text = generated_at.isoformat() if isinstance(generated_at, dt.datetime) else generated_at
+    try:
+        dt.datetime.fromisoformat(str(text))
+    except ValueError as error:
+        raise ValueError(f"generated_at must be an ISO 8601 string, got {text!r}") from error
+    return str(text)
+
+
+def headline(
+    *,
+    servers: pd.DataFrame,
+    quality: Mapping[str, Any],
+    cleaning: Mapping[str, Any],
+    forecast: Mapping[str, Any],
+    risk: pd.DataFrame,
+    risk_summary: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    recommendations: Mapping[str, Any],
+    run_id: str,
+    generated_at: str | dt.datetime,
+) -> dict[str, Any]:
+    """The content of reports/summary.json (shape in the module docstring); JSON-ready, no NaN.
+
+    ``servers`` is validated/servers.parquet, ``quality`` validated/quality.json, ``cleaning``
+    processed/summary.json, ``forecast`` forecasts/summary.json, ``risk`` risk/risk.parquet,
+    ``risk_summary`` risk/summary.json, ``metrics`` models/metrics.json and
+    ``recommendations`` clusters/recommendations.json. Level counts (servers by their worst
+    level) and the business-unit and region roll-ups come from ``risk_summary``, as stage 06
+    counted them; earliest breaches from the risk frame.
+    """
+    _check_inputs(servers, quality, risk, risk_summary)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": str(run_id),
+        "generated_at": _iso_timestamp(generated_at),
+        "fleet": _fleet(servers, risk, quality),
+        "forecast": _forecast(forecast),
+        "risk": _risk(risk, risk_summary),
+        "accuracy": _accuracy(metrics),
+        "savings": _savings(recommendations),
+        "data_quality": _data_quality(quality, cleaning),
+    }
+    result = _json_plain(summary)
+    check_headline(result)
+    logger.info(
+        "08_report: %d servers, %d at risk (%d high), savings %s USD/month",
+        result["fleet"]["servers"],
+        result["risk"]["servers_at_risk"],
+        result["risk"]["servers_by_level"]["high"],
+        result["savings"]["monthly_usd_total"],
+    )
+    return result
+
+
+def check_headline(summary: Mapping[str, Any]) -> None:
+    """Post-conditions of summary.json: documented keys present, strict JSON (no NaN/inf)."""
+    require_keys(
+        summary, ["schema_version", "run_id", "generated_at", *HEADLINE_KEYS], "summary.json"
+    )
+    for section, keys in HEADLINE_KEYS.items():
+        require_keys(summary[section], keys, f"summary.json {section}")
+    try:
+        json.dumps(summary, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise StageCheckError(f"08_report: summary.json is not strict JSON: {error}") from error
+
+
+def outlook_line(summary: Mapping[str, Any]) -> str:
+    """One line of plain (unescaped) text about the run's dates, from summary.json:
+    ``Forecast horizon N days (first_date \u2013 last_date) \u00b7 data date_start \u2013
+    date_end \u00b7 generated YYYY-MM-DD``. A part whose figures are missing (a summary.json
+    written before the ``forecast`` section existed) is left out.
+    """
+    forecast = summary.get("forecast") or {}
+    fleet = summary.get("fleet") or {}
+    parts = []
+    if all(forecast.get(k) for k in ("horizon_days", "first_date", "last_date")):
+        parts.append(
+            f"Forecast horizon {forecast['horizon_days']} days "
+            f"({forecast['first_date']} \u2013 {forecast['last_date']})"
+        )
+    if fleet.get("date_start") and fleet.get("date_end"):
+        parts.append(f"data {fleet['date_start']} \u2013 {fleet['date_end']}")
+    if summary.get("generated_at"):
+        parts.append(f"generated {str(summary['generated_at'])[:10]}")
+    line = " \u00b7 ".join(parts)
+    return line[:1].upper() + line[1:]
