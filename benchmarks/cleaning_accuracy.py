@@ -22,7 +22,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.cleaning import features
+from capacity_forecaster.cleaning.clean import clean_series
+from capacity_forecaster.cleaning.grid import to_long
 from capacity_forecaster.core.params import FeatureParams, SyntheticParams
 from capacity_forecaster.ingest import synthetic
 
@@ -51,10 +52,10 @@ def main() -> None:
         fleet.model_copy(update={"outlier_share": 0.0}), seed=args.seed
     )
     started = time.perf_counter()
-    cleaned = features.clean_series(features.to_long(dirty), FeatureParams(), servers)
+    cleaned = clean_series(to_long(dirty), FeatureParams(), servers)
     seconds = time.perf_counter() - started
     scored = cleaned.merge(
-        features.to_long(truth).rename(columns={"value": "truth"})[[*KEYS, "truth"]], on=KEYS
+        to_long(truth).rename(columns={"value": "truth"})[[*KEYS, "truth"]], on=KEYS
     )
     print(
         f"fleet: {args.servers} servers x {args.days} days, seed {args.seed}, outlier share "

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 from collections.abc import Callable
 
 import numpy as np
@@ -12,73 +9,20 @@ import pandas as pd
 import pytest
 
 from capacity_forecaster.core.errors import DataValidationError
-from capacity_forecaster.ingest.validate import (
-    METRIC_COLUMNS,
-    METRICS_CONTRACT,
-    SERVERS_REQUIRED,
-    quality_summary,
-    quality_table,
-    read_table,
-    validate_fleet,
-    validate_metrics,
-    validate_servers,
+from capacity_forecaster.core.vocabulary import METRICS
+from capacity_forecaster.ingest.schema import METRIC_COLUMNS, SERVER_REQUIRED_COLUMNS
+from capacity_forecaster.ingest.validate import validate_fleet, validate_servers
+from tests.ingest.builders import (
+    M_SRC,
+    MAX_MISSING,
+    S_SRC,
+    check_metrics,
+    make_metrics,
+    make_servers,
+    with_values,
 )
 
-M_SRC = "metrics.csv"
-S_SRC = "servers.csv"
-MIN_DAYS = 28
-MAX_MISSING = 0.1
 STR_DTYPE = pd.Series(["x"]).dtype
-
-
-def make_metrics(n_servers: int = 3, days: int = 40, start: str = "2025-01-01") -> pd.DataFrame:
-    """A valid metrics frame in contract dtypes, sorted by server_id, date."""
-    dates = pd.date_range(start, periods=days, freq="D").as_unit("ns")
-    ids = [f"srv-{i:02d}" for i in range(n_servers)]
-    rng = np.random.default_rng(7)
-    frame = pd.DataFrame(
-        {
-            "date": np.tile(dates.to_numpy(), n_servers),
-            "server_id": pd.Series(np.repeat(ids, days), dtype="str"),
-            **{m: rng.uniform(5, 95, n_servers * days).round(2) for m in METRIC_COLUMNS},
-        }
-    )
-    return frame
-
-
-def make_servers(n_servers: int = 3) -> pd.DataFrame:
-    """Valid server metadata for ``make_metrics`` servers, with one extra column."""
-    return pd.DataFrame(
-        {
-            "server_id": pd.Series([f"srv-{i:02d}" for i in range(n_servers)], dtype="str"),
-            "business_unit": (["retail", "finance", "retail", "ops"] * n_servers)[:n_servers],
-            "region": ["eu-west-1"] * n_servers,
-            "environment": (["prod", "dev"] * n_servers)[:n_servers],
-            "criticality": ["high"] * n_servers,
-            "cpu_cores": [8.0] * n_servers,
-            "memory_gb": [32.0] * n_servers,
-            "disk_gb": [500.0] * n_servers,
-            "monthly_cost_usd": [120.0] * n_servers,
-            "owner": ["team-a"] * n_servers,
-        }
-    )
-
-
-def check_metrics(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    return validate_metrics(frame, M_SRC, max_missing_share=MAX_MISSING, min_history_days=MIN_DAYS)
-
-
-def with_values(column: str, rows: list[int], values: list[object]) -> Callable[[], object]:
-    """Validate a good metrics frame whose ``column`` has ``values`` at ``rows`` (as object)."""
-
-    def run() -> object:
-        frame = make_metrics()
-        frame[column] = frame[column].astype(object)
-        for row, value in zip(rows, values, strict=True):
-            frame.at[row, column] = value
-        return check_metrics(frame)
-
-    return run
 
 
 def metrics_case(build: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[], object]:
@@ -334,118 +278,15 @@ def test_bad_input_names_source_column_and_count(
         assert fragment in message, f"{fragment!r} not in {message!r}"
 
 
-def test_examples_are_capped_at_three() -> None:
-    bad = ["a", "b", "c", "d", "e"]
-    with pytest.raises(DataValidationError) as caught:
-        with_values("cpu_p95", list(range(5)), bad)()
-    message = str(caught.value)
-    assert "5 non-numeric values" in message
-    assert "'c'" in message and "'d'" not in message
-
-
-def test_newlines_in_values_stay_on_one_line() -> None:
-    with pytest.raises(DataValidationError) as caught:
-        with_values("cpu_p95", [0], ["12\n13"])()
-    assert "\n" not in str(caught.value)
-    assert "'12\\n13'" in str(caught.value)
-
-
-# --------------------------------------------------------------------------- read_table
-
-
-@pytest.mark.parametrize(
-    ("data", "source", "fragment"),
-    [
-        pytest.param(b"", "metrics.csv", "empty", id="empty bytes"),
-        pytest.param(b"  \n\n", "metrics.csv", "empty", id="whitespace only"),
-        pytest.param(b"a,b\n1,2\n", "metrics.xlsx", "unknown file type", id="unknown extension"),
-        pytest.param(b"a,b\n1,2\n", "metrics", "unknown file type", id="no extension"),
-        pytest.param(
-            b"not parquet at all",
-            "metrics.parquet",
-            "cannot be read as parquet",
-            id="corrupt parquet",
-        ),
-        pytest.param(
-            b"PAR1garbagePAR1", "metrics.pq", "cannot be read as parquet", id="truncated parquet"
-        ),
-        pytest.param(b"a,b\n1,2\n", "metrics.csv.gz", "cannot be read as CSV", id="not gzip"),
-        pytest.param(
-            gzip.compress(b"a,b\n1,2\n")[:-12],
-            "metrics.csv.gz",
-            "cannot be read as CSV",
-            id="truncated gzip",
-        ),
-        pytest.param(
-            b"a,b\n1,2\n3,4,5,6\n", "metrics.csv", "cannot be read as CSV", id="ragged rows"
-        ),
-        pytest.param(
-            "a,b\nCaf\u00e9,2\n".encode("latin-1"), "metrics.csv", "not UTF-8", id="latin-1 text"
-        ),
-    ],
-)
-def test_read_table_rejects_unreadable_files(data: bytes, source: str, fragment: str) -> None:
-    with pytest.raises(DataValidationError) as caught:
-        read_table(data, source)
-    message = str(caught.value)
-    assert message.startswith(f"{source}: ")
-    assert fragment in message
-    assert "\n" not in message
-
-
-def test_csv_round_trip_validates_to_the_same_frame() -> None:
-    good = make_metrics()
-    data = good.assign(date=good["date"].dt.strftime("%Y-%m-%d")).to_csv(index=False).encode()
-    for source, payload in (("m.csv", data), ("m.CSV.GZ", gzip.compress(data))):
-        loaded = read_table(payload, source)
-        clean, warnings = validate_metrics(
-            loaded, source, max_missing_share=MAX_MISSING, min_history_days=MIN_DAYS
-        )
-        assert warnings == []
-        pd.testing.assert_frame_equal(clean, good)
-
-
-def test_parquet_round_trip_validates_to_the_same_frame() -> None:
-    good = make_metrics()
-    buffer = io.BytesIO()
-    good.to_parquet(buffer, index=False)
-    for source in ("m.parquet", "m.pq"):
-        clean, warnings = check_metrics(read_table(buffer.getvalue(), source))
-        assert warnings == []
-        pd.testing.assert_frame_equal(clean, good)
-
-
-def test_csv_keeps_text_as_written() -> None:
-    data = b"server_id,region,cost\n007,NA,\n42,null,3\n"
-    frame = read_table(data, "servers.csv")
-    assert frame["server_id"].tolist() == ["007", "42"]
-    assert frame["region"].tolist() == ["NA", "null"]
-    assert frame["cost"].isna().tolist() == [True, False]
-
-
-def test_csv_empty_metric_cells_are_missing_not_errors() -> None:
-    good = make_metrics()
-    text = good.to_csv(index=False)
-    lines = text.splitlines()
-    date, server, *_, disk = lines[1].split(",")
-    lines[1] = ",".join([date, server, "", "nan", disk])
-    clean, _ = check_metrics(read_table("\n".join(lines).encode(), M_SRC))
-    assert clean[["cpu_p95", "mem_p95"]].iloc[0].isna().all()
-    assert clean["disk_p95"].notna().all()
-
-
-# --------------------------------------------------------------------------- good input
-
-
 def test_good_frame_passes_unchanged_with_contract_dtypes() -> None:
     good = make_metrics()
     clean, warnings = check_metrics(good.copy())
     assert warnings == []
     pd.testing.assert_frame_equal(clean, good)
-    assert tuple(clean.columns) == METRICS_CONTRACT
+    assert tuple(clean.columns) == METRIC_COLUMNS
     assert clean["date"].dtype == np.dtype("datetime64[ns]")
     assert clean["server_id"].dtype == STR_DTYPE
-    assert all(clean[m].dtype == np.float64 for m in METRIC_COLUMNS)
+    assert all(clean[m].dtype == np.float64 for m in METRICS)
 
 
 def test_loose_input_types_are_coerced_to_the_contract() -> None:
@@ -480,57 +321,13 @@ def test_missing_share_at_the_threshold_passes() -> None:
     assert clean["cpu_p95"].isna().sum() == 12
 
 
-# --------------------------------------------------------------------------- warnings
-
-
 def test_extra_columns_warn_and_are_dropped() -> None:
     frame = make_metrics().assign(note="x", host_name="h")
     clean, warnings = check_metrics(frame)
-    assert tuple(clean.columns) == METRICS_CONTRACT
+    assert tuple(clean.columns) == METRIC_COLUMNS
     assert len(warnings) == 1
     assert M_SRC in warnings[0] and "2 extra columns" in warnings[0]
     assert "'note'" in warnings[0] and "'host_name'" in warnings[0]
-
-
-def test_timezone_aware_dates_are_converted_to_utc_with_a_warning() -> None:
-    good = make_metrics()
-    aware = good.assign(date=good["date"].dt.tz_localize("UTC").dt.tz_convert("America/New_York"))
-    clean, warnings = check_metrics(aware)
-    pd.testing.assert_frame_equal(clean, good)
-    assert len(warnings) == 1 and "UTC" in warnings[0] and "'date'" in warnings[0]
-
-
-def test_timestamps_in_two_time_zones_are_converted_to_utc() -> None:
-    good = make_metrics()
-    mixed = [
-        day.tz_localize("UTC").tz_convert("Asia/Tokyo" if i % 2 else "UTC")
-        for i, day in enumerate(good["date"])
-    ]
-    clean, warnings = check_metrics(good.assign(date=pd.Series(mixed, dtype=object)))
-    pd.testing.assert_frame_equal(clean, good)
-    assert any("time-zone-aware" in w for w in warnings)
-
-
-def test_timezone_offsets_in_text_are_converted_to_utc_with_a_warning() -> None:
-    good = make_metrics()
-    text = good["date"].dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
-    text.iloc[::2] = text.iloc[::2] + "+00:00"
-    text.iloc[1::2] = text.iloc[1::2].str.replace("T00:00:00", "T02:00:00") + "+02:00"
-    clean, warnings = check_metrics(good.assign(date=text))
-    pd.testing.assert_frame_equal(clean, good)
-    assert any("time-zone-aware" in w for w in warnings)
-
-
-@pytest.mark.parametrize("as_text", [False, True], ids=["datetime-dtype", "csv-text"])
-def test_local_midnights_east_of_utc_keep_their_local_day(as_text: bool) -> None:
-    # Berlin midnights are 23:00 of the previous day in UTC; across the March DST change the
-    # offset moves from +01:00 to +02:00. The exporter meant the local day.
-    good = make_metrics(start="2025-03-20")
-    local = good["date"].dt.tz_localize("Europe/Berlin")
-    dates = local.map(lambda t: t.isoformat()).astype(object) if as_text else local
-    clean, warnings = check_metrics(good.assign(date=dates))
-    pd.testing.assert_frame_equal(clean, good)
-    assert len(warnings) == 1 and "local calendar day kept" in warnings[0]
 
 
 def test_times_of_day_are_normalised_with_a_warning() -> None:
@@ -604,59 +401,10 @@ def test_servers_keep_extras_strip_text_and_parse_dates() -> None:
         commissioned_date=["2020-01-15", None, "2021-06-01T00:00:00+00:00"],
     )
     clean, warnings = validate_servers(raw, S_SRC)
-    assert set(SERVERS_REQUIRED) <= set(clean.columns) and "owner" in clean.columns
+    assert set(SERVER_REQUIRED_COLUMNS) <= set(clean.columns) and "owner" in clean.columns
     assert clean["region"].tolist() == ["eu-west-1", "us-east-1", "NA"]
     assert clean["cpu_cores"].tolist() == [8.0, 16.0, 4.0]
     assert clean["cpu_cores"].dtype == np.float64
     assert clean["commissioned_date"].dtype == np.dtype("datetime64[ns]")
     assert clean["commissioned_date"].isna().tolist() == [False, True, False]
     assert any("commissioned_date" in w for w in warnings)
-
-
-# --------------------------------------------------------------------------- quality
-
-
-def test_quality_summary_is_json_ready_with_the_right_counts() -> None:
-    frame = make_metrics(n_servers=3, days=40)
-    frame.loc[:5, "cpu_p95"] = np.nan
-    frame = frame.drop(index=[10, 11]).reset_index(drop=True)
-    clean_metrics, warnings = check_metrics(frame)
-    servers, _ = validate_servers(make_servers(n_servers=4), S_SRC)
-    clean_metrics, servers, fleet_warnings = validate_fleet(
-        clean_metrics, servers, metrics_source=M_SRC, servers_source=S_SRC
-    )
-    summary = quality_summary(clean_metrics, servers, warnings + fleet_warnings)
-    json.dumps(summary, allow_nan=False)
-    assert summary["rows"] == 118
-    assert summary["servers"] == 3
-    assert (summary["date_start"], summary["date_end"], summary["days"]) == (
-        "2025-01-01",
-        "2025-02-09",
-        40,
-    )
-    assert summary["missing_server_days_share"] == pytest.approx(2 / 120, abs=1e-6)
-    assert summary["metrics"]["cpu_p95"]["missing_share"] == pytest.approx(8 / 120, abs=1e-6)
-    assert summary["metrics"]["mem_p95"]["missing_share"] == pytest.approx(2 / 120, abs=1e-6)
-    assert summary["servers_by_environment"] == {"dev": 1, "prod": 2}
-    assert summary["servers_by_business_unit"] == {"finance": 1, "retail": 2}
-    assert len(summary["warnings"]) == 1
-
-
-def test_quality_table_has_one_row_per_metric() -> None:
-    frame = make_metrics()
-    frame.loc[:2, "disk_p95"] = np.nan
-    table = quality_table(frame)
-    assert table.index.tolist() == list(METRIC_COLUMNS)
-    assert table.columns.tolist() == [
-        "count",
-        "missing",
-        "missing_share",
-        "min",
-        "p50",
-        "p95",
-        "max",
-    ]
-    assert table.loc["disk_p95", "count"] == 117
-    assert table.loc["disk_p95", "missing"] == 3
-    assert table.loc["disk_p95", "missing_share"] == pytest.approx(3 / 120)
-    assert table.loc["cpu_p95", "max"] == frame["cpu_p95"].max()

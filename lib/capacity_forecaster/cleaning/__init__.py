@@ -1,0 +1,6 @@
+"""Stage 03 (ETL): cleaned daily series with calendar and lag features, long by metric.
+
+The steps, one module each: ``grid`` (the long daily grid per server x metric), ``outliers``
+and ``imputation`` (brought together by ``clean``), ``calendar_features``, ``lag_features``;
+``features`` runs them (``build_features``) and checks the product (``check_features``).
+"""

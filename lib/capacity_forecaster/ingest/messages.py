@@ -1,0 +1,102 @@
+"""One-line problem messages for input data: the file, the column, the count, a few examples.
+
+Every problem in a user's data becomes one :class:`DataValidationError` line (``fail``) or one
+warning (``warn``), never a traceback from pandas; example values are shown short and printable.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from capacity_forecaster.core.errors import DataValidationError
+
+logger = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 3
+MAX_SHOWN_CHARS = 40
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and tabs turned into spaces, stripped."""
+    return re.sub(r"[\r\n\t\v\f]+", " ", str(text)).strip()
+
+
+def show(value: Any) -> str:
+    """A short, printable form of one example value (strings repr'd and truncated)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "<empty>"
+    if isinstance(value, float) and np.isnan(value):
+        return "<empty>"
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d") if value == value.normalize() else value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, str):
+        short = value if len(value) <= MAX_SHOWN_CHARS else value[: MAX_SHOWN_CHARS - 1] + "…"
+        return repr(short)
+    return show(str(value))
+
+
+def examples(values: Iterable[Any]) -> str:
+    """``(e.g. 'a', 'b', 'c')`` from the first distinct values, or '' when there are none."""
+    shown: list[str] = []
+    for value in values:
+        text = show(value)
+        if text not in shown:
+            shown.append(text)
+        if len(shown) == MAX_EXAMPLES:
+            break
+    return f" (e.g. {', '.join(shown)})" if shown else ""
+
+
+def col(name: str) -> str:
+    """``column 'name'``."""
+    return f"column {show(str(name))}"
+
+
+def names(items: Sequence[str], limit: int = 10) -> str:
+    """Up to ``limit`` names, then how many more."""
+    shown = ", ".join(show(str(n)) for n in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def for_servers(ids: pd.Series) -> str:
+    """`` (servers 'a', 'b', 'c')`` naming where a problem is, by server_id."""
+    return examples(ids.iloc[:50]).replace("(e.g.", "(servers", 1)
+
+
+def data_rows(mask: np.ndarray | pd.Series) -> str:
+    """``data rows 1, 10, 12`` (1-based, the header not counted) for the first flagged rows."""
+    flagged = np.asarray(mask)
+    rows = np.flatnonzero(flagged)[:MAX_EXAMPLES] + 1
+    label = "data row" if int(flagged.sum()) == 1 else "data rows"
+    return f"{label} {', '.join(str(r) for r in rows)}"
+
+
+def plural(count: int, word: str) -> str:
+    """``1 value``, ``2 values``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def fail(source: str, message: str) -> DataValidationError:
+    """The error to raise for a problem in ``source``, on one line."""
+    return DataValidationError(one_line(f"{source}: {message}"))
+
+
+def warn(warnings: list[str], source: str, message: str) -> None:
+    """Log a softer problem in ``source`` and append it to ``warnings``, on one line."""
+    text = one_line(f"{source}: {message}")
+    logger.warning(text)
+    warnings.append(text)

@@ -1,0 +1,41 @@
+"""The two tables every ingest path delivers: the daily metrics table and the servers table.
+
+Declared once here: the synthetic generator writes these columns, validation checks them, and
+a format reader (a future ``ingest/formats/<format>.py``: CloudWatch CSV, Prometheus JSON, raw
+samples) turns its input into them before validation.
+"""
+
+from __future__ import annotations
+
+from capacity_forecaster.core.vocabulary import METRICS
+
+# The daily metrics table, in column order: one row per server per day, P95 percent per metric.
+METRIC_COLUMNS = ("date", "server_id", *METRICS)
+
+# The servers table: text columns that must not be empty, capacity columns that must be > 0
+# (integers when generated), and costs that may be zero (e.g. already paid-off hardware).
+SERVER_TEXT_COLUMNS = ("business_unit", "region", "environment", "criticality")
+SERVER_CAPACITY_COLUMNS = ("cpu_cores", "memory_gb", "disk_gb")
+SERVER_COST_COLUMNS = ("monthly_cost_usd",)
+# What a servers table must have; everything else is optional and kept as given.
+SERVER_REQUIRED_COLUMNS = (
+    "server_id",
+    *SERVER_TEXT_COLUMNS,
+    *SERVER_CAPACITY_COLUMNS,
+    *SERVER_COST_COLUMNS,
+)
+# The servers table as the synthetic generator writes it (a CMDB-like inventory), in order.
+SERVER_COLUMNS = (
+    "server_id",
+    "hostname",
+    "business_unit",
+    "region",
+    "country",
+    "environment",
+    "criticality",
+    "platform",
+    "os",
+    *SERVER_CAPACITY_COLUMNS,
+    *SERVER_COST_COLUMNS,
+    "commissioned_date",
+)
