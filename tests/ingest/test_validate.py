@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from capacity_forecaster.core.contract import METRIC_COLUMNS, SERVER_REQUIRED_COLUMNS
 from capacity_forecaster.core.errors import DataValidationError
 from capacity_forecaster.core.vocabulary import METRICS
-from capacity_forecaster.ingest.schema import METRIC_COLUMNS, SERVER_REQUIRED_COLUMNS
 from capacity_forecaster.ingest.validate import validate_fleet, validate_servers
 from tests.ingest.builders import (
     M_SRC,

@@ -15,14 +15,12 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.contract import METRIC_COLUMNS
 from capacity_forecaster.core.vocabulary import METRICS, SERIES_KEY
 
 logger = logging.getLogger(__name__)
 
 KEY_COLUMNS = (*SERIES_KEY, "date")  # one row of the long grid
-# The validated metrics table's columns (ingest.schema.METRIC_COLUMNS: stages do not import
-# each other, so the contract is spelled out here too).
-WIDE_COLUMNS = ("date", "server_id", *METRICS)
 
 
 def day_numbers(dates: pd.Series | pd.Index) -> np.ndarray:
@@ -75,7 +73,7 @@ def to_long(metrics: pd.DataFrame) -> pd.DataFrame:
     Sorted by server_id, metric (alphabetical), date; ``metric`` is a string column and
     ``date`` keeps the input's datetime64 unit.
     """
-    missing = [c for c in WIDE_COLUMNS if c not in metrics.columns]
+    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
     if missing:
         raise ValueError(f"metrics frame is missing column(s): {', '.join(missing)}")
     if metrics["date"].isna().any() or metrics["server_id"].isna().any():

@@ -18,6 +18,13 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from capacity_forecaster.core import documents
+from capacity_forecaster.core.contract import (
+    METRIC_COLUMNS,
+    SERVER_CAPACITY_COLUMNS,
+    SERVER_COST_COLUMNS,
+    SERVER_REQUIRED_COLUMNS,
+    SERVER_TEXT_COLUMNS,
+)
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import Params
 from capacity_forecaster.core.storage import RunStorage, read_source
@@ -70,9 +77,7 @@ def _utilisation(name: str, nullable: bool = False) -> Column:
 
 
 _SERIES_COLUMNS = (Column("server_id", "string"), Column("metric", "string"))
-_SERVER_ATTRIBUTES = tuple(
-    Column(name, "string") for name in ("business_unit", "region", "environment", "criticality")
-)
+_SERVER_ATTRIBUTES = tuple(Column(name, "string") for name in SERVER_TEXT_COLUMNS)
 _DAILY_METRICS = TableSchema(
     (
         Column("date", "datetime"),
@@ -80,16 +85,18 @@ _DAILY_METRICS = TableSchema(
         *(_utilisation(metric, nullable=True) for metric in METRICS),
     )
 )
+assert _DAILY_METRICS.names == list(METRIC_COLUMNS)
 _SERVERS = TableSchema(
     (
         Column("server_id", "string"),
         *_SERVER_ATTRIBUTES,
-        Column("cpu_cores", "int", min=1),
-        Column("memory_gb", "int", min=1),
-        Column("monthly_cost_usd", "float", min=0.0),
+        # Sizes are whole numbers when generated; a user's may be fractional (0.5 vCPU).
+        *(Column(name, "float", min=0.0) for name in SERVER_CAPACITY_COLUMNS),
+        *(Column(name, "float", min=0.0) for name in SERVER_COST_COLUMNS),
     ),
     open=True,  # a user's inventory may carry more columns (hostname, os, ...): kept as they are
 )
+assert _SERVERS.names == list(SERVER_REQUIRED_COLUMNS)
 _BACKTEST = (
     Column("model", "string"),
     Column("origin", "datetime"),

@@ -16,6 +16,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.contract import (
+    METRIC_COLUMNS,
+    SERVER_CAPACITY_COLUMNS,
+    SERVER_COST_COLUMNS,
+    SERVER_REQUIRED_COLUMNS,
+    SERVER_TEXT_COLUMNS,
+)
 from capacity_forecaster.core.vocabulary import METRICS
 from capacity_forecaster.ingest.coerce import as_number, as_text, server_ids
 from capacity_forecaster.ingest.dates import parse_dates
@@ -31,13 +38,6 @@ from capacity_forecaster.ingest.messages import (
     warn,
 )
 from capacity_forecaster.ingest.quality import coverage
-from capacity_forecaster.ingest.schema import (
-    METRIC_COLUMNS,
-    SERVER_CAPACITY_COLUMNS,
-    SERVER_COST_COLUMNS,
-    SERVER_REQUIRED_COLUMNS,
-    SERVER_TEXT_COLUMNS,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core.calendar import country_for_region
-from capacity_forecaster.ingest.schema import SERVER_COLUMNS
 from capacity_forecaster.ingest.synthetic import generate_servers
+from capacity_forecaster.ingest.synthetic.inventory import SERVER_COLUMNS
 from tests.ingest.synthetic.builders import DEFECTS
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from capacity_forecaster.core.contract import METRIC_COLUMNS
 from capacity_forecaster.core.vocabulary import METRICS
-from capacity_forecaster.ingest.schema import METRIC_COLUMNS
 from capacity_forecaster.ingest.synthetic import generate_metrics, generate_servers
 from tests.ingest.synthetic.builders import DEFECTS
 

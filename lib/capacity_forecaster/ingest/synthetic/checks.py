@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.contract import (
+    METRIC_COLUMNS,
+    SERVER_CAPACITY_COLUMNS,
+)
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import SyntheticParams
 from capacity_forecaster.core.vocabulary import METRICS, MetricName
-from capacity_forecaster.ingest.schema import (
-    METRIC_COLUMNS,
-    SERVER_CAPACITY_COLUMNS,
-    SERVER_COLUMNS,
-)
 from capacity_forecaster.ingest.synthetic.defects import expected_rows, nan_target
+from capacity_forecaster.ingest.synthetic.inventory import SERVER_COLUMNS
 from capacity_forecaster.ingest.synthetic.metrics import window
 
 logger = logging.getLogger(__name__)

@@ -16,10 +16,27 @@ import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core.calendar import country_for_region
+from capacity_forecaster.core.contract import SERVER_CAPACITY_COLUMNS, SERVER_COST_COLUMNS
 from capacity_forecaster.core.params import SyntheticParams
 from capacity_forecaster.core.vocabulary import CRITICALITIES
 
 logger = logging.getLogger(__name__)
+
+# The servers table as the synthetic generator writes it (a CMDB-like inventory), in order.
+SERVER_COLUMNS = (
+    "server_id",
+    "hostname",
+    "business_unit",
+    "region",
+    "country",
+    "environment",
+    "criticality",
+    "platform",
+    "os",
+    *SERVER_CAPACITY_COLUMNS,
+    *SERVER_COST_COLUMNS,
+    "commissioned_date",
+)
 
 # name: (hostname code, share of the fleet)
 BUSINESS_UNITS = {

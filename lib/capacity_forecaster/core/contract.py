@@ -1,8 +1,9 @@
-"""The two tables every ingest path delivers: the daily metrics table and the servers table.
+"""The data contract: the daily metrics table and the servers table every input ends in.
 
-Declared once here: the synthetic generator writes these columns, validation checks them, and
-a format reader (a future ``ingest/formats/<format>.py``: CloudWatch CSV, Prometheus JSON, raw
-samples) turns its input into them before validation.
+Declared once here, on the ground floor: the synthetic generator writes these columns,
+validation checks them, cleaning reads them, the catalog builds the validated products'
+schemas from them, and a format reader (CloudWatch CSV, Prometheus JSON, raw samples) turns
+its input into them before validation.
 """
 
 from __future__ import annotations
@@ -23,19 +24,4 @@ SERVER_REQUIRED_COLUMNS = (
     *SERVER_TEXT_COLUMNS,
     *SERVER_CAPACITY_COLUMNS,
     *SERVER_COST_COLUMNS,
-)
-# The servers table as the synthetic generator writes it (a CMDB-like inventory), in order.
-SERVER_COLUMNS = (
-    "server_id",
-    "hostname",
-    "business_unit",
-    "region",
-    "country",
-    "environment",
-    "criticality",
-    "platform",
-    "os",
-    *SERVER_CAPACITY_COLUMNS,
-    *SERVER_COST_COLUMNS,
-    "commissioned_date",
 )

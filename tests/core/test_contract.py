@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from capacity_forecaster.core.vocabulary import METRICS
-from capacity_forecaster.ingest.schema import (
+from capacity_forecaster.core.contract import (
     METRIC_COLUMNS,
     SERVER_CAPACITY_COLUMNS,
-    SERVER_COLUMNS,
     SERVER_COST_COLUMNS,
     SERVER_REQUIRED_COLUMNS,
     SERVER_TEXT_COLUMNS,
 )
+from capacity_forecaster.core.vocabulary import METRICS
+from capacity_forecaster.ingest.synthetic.inventory import SERVER_COLUMNS
 
 
 def test_metrics_table_is_a_day_a_server_and_every_metric() -> None:
