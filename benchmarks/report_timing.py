@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from openpyxl.xml import LXML
 
-from capacity_forecaster.reporting import report, workbook
+from capacity_forecaster.reporting import tables, workbook
 
 METRICS = ("cpu_p95", "mem_p95", "disk_p95")
 
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 
-    table = report.forecast_table(champion_forecasts(args.servers, args.days))
+    table = tables.forecast_table(champion_forecasts(args.servers, args.days))
     empty = pd.DataFrame({"Server": [], "Risk level": []})
     levels = {"high": 0, "medium": 0, "low": args.servers}
     summary = {

@@ -269,7 +269,7 @@ class Headline(_Document):
     run_id: str
     generated_at: str = Field(description="ISO 8601 time the report was built")
     fleet: HeadlineFleet
-    forecast: HeadlineForecast | None = None
+    forecast: HeadlineForecast
     risk: HeadlineRisk
     accuracy: HeadlineAccuracy
     savings: HeadlineSavings

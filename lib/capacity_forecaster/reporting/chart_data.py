@@ -25,6 +25,7 @@ import pandas as pd
 from capacity_forecaster.core.vocabulary import (
     AT_RISK_LEVELS,
     BASELINE_MODEL,
+    CHART_NAMES,
     RISK_LEVELS,
     SERIES_KEY,
 )
@@ -57,7 +58,7 @@ __all__ = [
 SERIES = list(SERIES_KEY)
 UNKNOWN = "unknown"
 SAVING_KINDS = ("consolidation", "right-sizing")
-FIGURE_STEMS = ("urgent_servers", "risk_heatmap", "clusters", "model_accuracy", "savings")
+FIGURE_STEMS = CHART_NAMES  # the catalog names each chart page and image by these
 HeatmapValue = Literal["servers_at_risk", "share_at_risk"]
 ACCURACY_COLUMNS = [
     "model",

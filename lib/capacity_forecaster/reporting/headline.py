@@ -1,56 +1,10 @@
 """Stage 08: the run's headline figures, reports/summary.json (``headline``).
 
-Schema version 1. Keys are stable: index.html and other consumers read them. Every number is
-a plain JSON number or null (never NaN), dates are ISO strings (``YYYY-MM-DD``), shares and
-probabilities are fractions in [0, 1]::
-
-    schema_version      1
-    run_id              str
-    generated_at        str, ISO 8601 (passed in by the caller, not the clock)
-    fleet
-      servers           int, servers in the validated inventory
-      series            int, server x metric series assessed for risk
-      date_start        str, first day of the validated history
-      date_end          str, last day of the validated history
-      days              int, days from date_start to date_end inclusive
-      business_units    int, distinct business units in the inventory
-      regions           int, distinct regions in the inventory
-    forecast            what the forecasts cover (forecasts/summary.json)
-      horizon_days      int, days forecast ahead
-      first_date        str, first forecast day
-      last_date         str, last forecast day
-    risk
-      servers_by_level  {high, medium, low}: servers by their worst level over metrics
-      series_by_level   {high, medium, low}: series (server x metric) by level
-      servers_assessed  int, servers with at least one assessed series
-      servers_at_risk   int, servers whose worst level is high or medium
-      earliest_breaches list (at most 10) of {server_id, metric, breach_date, days_to_breach,
-                        breach_probability, criticality, business_unit}, soonest first
-      by_business_unit  list of {business_unit, servers, servers_at_risk, share_at_risk, high,
-                        medium} (the roll-up of risk/summary.json)
-      by_region         list of {region, servers, servers_at_risk, share_at_risk, high, medium}
-    accuracy            rolling-origin backtest (models/metrics.json)
-      champion          {mase, mase_median, coverage, beats_baseline_share}
-      baseline          {model, mase, coverage}: the seasonal-naive baseline
-      mase_reduction    float or null, 1 - champion MASE / baseline MASE (> 0: champion better)
-      interval_level    float, the nominal coverage of the forecast intervals
-      champion_models   {model: series for which it is the champion}
-      interval_calibration {model: where its interval calibration comes from, in words}
-      by_metric         list of {metric, champion_mase, baseline_mase, champion_coverage,
-                        baseline_coverage, beats_baseline_share}
-    savings             monthly USD unless named annual; never double counted (see cluster.py)
-      monthly_usd_total float, consolidation_usd + right_sizing_usd
-      consolidation_usd float, monthly cost of servers freed by consolidation
-      right_sizing_usd  float, right-sizing of servers neither freed nor hosting freed ones
-      servers_freed     int
-      annual_usd_total  float, 12 x monthly_usd_total
-      note              str, how the savings are counted
-    data_quality
-      missing_share     float or null, share of expected server-days with no row
-      missing_share_by_metric {metric: share of expected values missing}
-      outliers          int, values replaced as outliers in cleaning
-      imputed           int, missing days interpolated in cleaning
-      warnings          list of str, from loading the data
+The shape is declared once, field by field, in ``core.documents.Headline`` (schema version 1;
+keys are stable: index.html and other consumers read them): every number a plain JSON number
+or null (never NaN), dates ISO strings (``YYYY-MM-DD``), shares and probabilities fractions in
+[0, 1]. Savings are monthly USD unless named annual and never double counted (see
+``fleet.consolidation``). ``check_headline`` holds a headline to that model.
 
 ``outlook_line`` is the one line the PDF cover and index.html show about the run's dates.
 Plain functions on frames and dicts; no I/O.
@@ -66,7 +20,9 @@ from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
+from capacity_forecaster.core.documents import Headline
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.jsonable import json_value
 from capacity_forecaster.core.vocabulary import (
@@ -90,51 +46,12 @@ __all__ = ["HEADLINE_KEYS", "SCHEMA_VERSION", "check_headline", "headline", "out
 
 SCHEMA_VERSION = 1
 EARLIEST_BREACHES = 10
+# Each section's keys, from the one declaration of the shape.
 HEADLINE_KEYS = MappingProxyType(
     {
-        "fleet": (
-            "servers",
-            "series",
-            "date_start",
-            "date_end",
-            "days",
-            "business_units",
-            "regions",
-        ),
-        "forecast": ("horizon_days", "first_date", "last_date"),
-        "risk": (
-            "servers_by_level",
-            "series_by_level",
-            "servers_assessed",
-            "servers_at_risk",
-            "earliest_breaches",
-            "by_business_unit",
-            "by_region",
-        ),
-        "accuracy": (
-            "champion",
-            "baseline",
-            "mase_reduction",
-            "interval_level",
-            "champion_models",
-            "interval_calibration",
-            "by_metric",
-        ),
-        "savings": (
-            "monthly_usd_total",
-            "consolidation_usd",
-            "right_sizing_usd",
-            "servers_freed",
-            "annual_usd_total",
-            "note",
-        ),
-        "data_quality": (
-            "missing_share",
-            "missing_share_by_metric",
-            "outliers",
-            "imputed",
-            "warnings",
-        ),
+        name: tuple(field.annotation.model_fields)
+        for name, field in Headline.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
     }
 )
 
@@ -405,12 +322,14 @@ def headline(
 
 
 def check_headline(summary: Mapping[str, Any]) -> None:
-    """Post-conditions of summary.json: documented keys present, strict JSON (no NaN/inf)."""
-    require_keys(
-        summary, ["schema_version", "run_id", "generated_at", *HEADLINE_KEYS], "summary.json"
-    )
-    for section, keys in HEADLINE_KEYS.items():
-        require_keys(summary[section], keys, f"summary.json {section}")
+    """Post-conditions of summary.json: the documented shape (``core.documents.Headline``)
+    and strict JSON (no NaN/inf)."""
+    try:
+        Headline.model_validate(summary)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise StageCheckError(f"08_report: summary.json {where}: {first['msg']}") from None
     try:
         json.dumps(summary, allow_nan=False)
     except (TypeError, ValueError) as error:
