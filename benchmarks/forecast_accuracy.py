@@ -37,6 +37,7 @@ import peers  # benchmarks/peers.py, beside this script
 from capacity_forecaster.cleaning import features
 from capacity_forecaster.core import scoring
 from capacity_forecaster.core.params import parse_params
+from capacity_forecaster.core.vocabulary import BASELINE_MODEL
 from capacity_forecaster.forecasting import backtest, intervals
 from capacity_forecaster.forecasting.models import model_factories, trend
 from capacity_forecaster.ingest import synthetic
@@ -102,6 +103,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
                 "backtest_origins": args.backtest_origins,
                 "backtest_step_days": args.backtest_step_days,
             },
+            # For the params schema only (90-180 days): the models are fitted for --holdout.
             "forecast": {"horizon_days": max(90, args.holdout)},
             "compute": {"n_jobs": args.n_jobs},
         }
@@ -119,27 +121,27 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
         columns={"value": "actual"}
     )
     factories = model_factories(params)
-    enabled = list(factories)
     n_series = train.groupby(SERIES).ngroups
     print(
         f"fleet: {args.servers} servers x {args.days} days, {n_series} series; holdout {args.holdout} days after {cut.date()}"
     )
 
-    # Backtest on the training part only: intervals and champions, as stage 04 does.
-    origins = backtest.backtest_origins(
-        cut, args.holdout, params.models.backtest_origins, params.models.backtest_step_days
-    )
+    # Backtest on the training part only: intervals and champions, as stage 04 does, every
+    # model fitted for the holdout's length.
     started = time.perf_counter()
-    results, backtest_seconds = backtest.run_backtest(
-        train, servers, factories, origins, args.holdout
+    result = backtest.run(
+        train,
+        servers,
+        factories,
+        horizon_days=args.holdout,
+        n_origins=params.models.backtest_origins,
+        step_days=params.models.backtest_step_days,
+        interval=params.models.interval,
     )
-    season = backtest.run_season_backtest(train, servers, factories, origins, args.holdout)
-    report, _, champions = backtest.evaluate(
-        results, train, enabled, params.models.interval, origins, backtest_seconds, season
-    )
-    calibration = intervals.forecast_calibration(results, params.models.interval, season, cut)
+    report, champions, calibration = result.report, result.champions, result.calibration
+    season = result.season
     print(
-        f"backtest: {len(origins)} origins, and {season['origin'].nunique()} a year earlier "
+        f"backtest: {len(result.origins)} origins, and {season['origin'].nunique()} a year earlier "
         f"for the intervals of {sorted(season['model'].unique())}, in "
         f"{time.perf_counter() - started:.0f} s"
     )
@@ -150,7 +152,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
     parts, fit_seconds = [], {}
     for name, make in factories.items():
         started = time.perf_counter()
-        predicted = make().fit(train, servers).predict(dates)
+        predicted = make().fit(train, servers, horizon_days=args.holdout).predict(dates)
         fit_seconds[name] = (time.perf_counter() - started) / n_series
         parts.append(predicted.assign(model=name))
     forecasts = pd.concat(parts, ignore_index=True).merge(scale, on=SERIES, how="left")
@@ -193,7 +195,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
             }
         )
     table = pd.DataFrame(rows).set_index("model").sort_values("mase_mean")
-    table["mase_vs_naive"] = table["mase_mean"] / table.loc[backtest.BASELINE, "mase_mean"]
+    table["mase_vs_naive"] = table["mase_mean"] / table.loc[BASELINE_MODEL, "mase_mean"]
     print(f"\nholdout accuracy (interval level {params.models.interval:.0%}):")
     print(table.round(3).to_string())
     by_metric = per_series.pivot_table(
@@ -258,7 +260,7 @@ def print_across_holdouts(scores: pd.DataFrame, interval: float) -> None:
         index="model", columns="holdout", values=["mase", "beats", "coverage"], aggfunc="mean"
     )
     tables = {value: per_holdout[value] for value in ("mase", "beats", "coverage")}
-    tables["mase_vs_naive"] = tables["mase"] / tables["mase"].loc[backtest.BASELINE]
+    tables["mase_vs_naive"] = tables["mase"] / tables["mase"].loc[BASELINE_MODEL]
     for value, title in [
         ("mase", "MASE (mean over series)"),
         ("mase_vs_naive", "mean MASE over seasonal-naive's"),

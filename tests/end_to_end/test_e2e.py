@@ -144,9 +144,7 @@ def test_models_backtest_and_metrics(ci_run) -> None:
         assert figures["series"] == 30, name  # 10 servers x 3 metrics
         assert 0 < figures["mase"] < 50 and 0 <= figures["coverage"] <= 1, name
     for name in enabled:
-        assert (
-            root / "models" / {"prophet": "prophet.jsonl.gz"}.get(name, f"{name}.joblib")
-        ).stat().st_size > 0
+        assert (root / "models" / f"{name}.model").stat().st_size > 0
     champions = pd.read_parquet(root / "models" / "champions.parquet")
     assert len(champions) == 30 and champions["reason"].str.len().gt(0).all()
     scores = pd.read_parquet(root / "models" / "series_scores.parquet")

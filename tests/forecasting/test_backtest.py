@@ -1,7 +1,8 @@
-"""Rolling-origin backtest, its checks, champion choice and the metrics report."""
+"""Rolling-origin backtest, its checks, the season rows, the metrics report and ``run``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from capacity_forecaster.core import scoring
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams, SyntheticParams
 from capacity_forecaster.forecasting import backtest as bt
+from capacity_forecaster.forecasting import evaluation, intervals
 from capacity_forecaster.forecasting.models.baseline import SeasonalNaiveModel
 from capacity_forecaster.forecasting.models.trees import GradientBoostingModel
 from capacity_forecaster.forecasting.models.trend import RobustTrendModel
@@ -64,9 +66,7 @@ def fleet() -> tuple[pd.DataFrame, pd.DataFrame]:
 def _factories() -> dict:
     return {
         "seasonal_naive": SeasonalNaiveModel,
-        "gradient_boosting": lambda: GradientBoostingModel(
-            horizon_days=HORIZON, max_rows=3000, n_jobs=1, seed=0
-        ),
+        "gradient_boosting": lambda: GradientBoostingModel(max_rows=3000, n_jobs=1, seed=0),
     }
 
 
@@ -74,7 +74,7 @@ def _factories() -> dict:
 def backtest(fleet) -> tuple[pd.DataFrame, dict[str, float], list[pd.Timestamp]]:
     history, servers = fleet
     origins = bt.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
-    rows, seconds = bt.run_backtest(history, servers, _factories(), origins, HORIZON)
+    rows, seconds = bt.run_backtest(history, servers, _factories(), origins, horizon_days=HORIZON)
     return rows, seconds, origins
 
 
@@ -179,144 +179,12 @@ def test_check_backtest_raises_on_a_missing_origin_and_bad_values(backtest) -> N
             bt.check_backtest(broken, ENABLED, N_ORIGINS)
 
 
-# --- champions -----------------------------------------------------------------------------
-
-
-def _history(
-    server_id: str, days: int, values: np.ndarray | float, metric: str = "cpu_p95"
-) -> pd.DataFrame:
-    dates = pd.date_range("2026-01-01", periods=days, freq="D")
-    return pd.DataFrame({"server_id": server_id, "metric": metric, "date": dates, "value": values})
-
-
-def test_choose_champions_per_metric_and_baseline_fallbacks() -> None:
-    rng = np.random.default_rng(0)
-    history = pd.concat(
-        [
-            _history("good", 100, rng.uniform(20, 60, 100)),
-            _history("flat", 100, 5.0),
-            _history("short", 30, rng.uniform(20, 60, 30)),
-            _history("unscored", 100, rng.uniform(20, 60, 100)),
-            _history("baseline-only", 100, rng.uniform(20, 60, 100)),
-        ],
-        ignore_index=True,
-    )
-    scores = pd.DataFrame(
-        [
-            ("good", "seasonal_naive", 1.0),
-            ("good", "random_forest", 0.9),
-            ("good", "gradient_boosting", 0.8),
-            ("good", "prophet", 0.1),  # not enabled: never a champion
-            ("flat", "seasonal_naive", 1.0),
-            ("flat", "gradient_boosting", 0.5),
-            ("short", "seasonal_naive", 1.0),
-            ("short", "gradient_boosting", 0.5),
-            ("baseline-only", "seasonal_naive", 1.2),
-        ],
-        columns=["server_id", "model", "mase"],
-    ).assign(metric="cpu_p95")
-    enabled = ["seasonal_naive", "random_forest", "gradient_boosting"]
-    champions = bt.choose_champions(scores, history, enabled).set_index("server_id")
-
-    assert list(champions.columns) == [
-        "metric",
-        "champion",
-        "reason",
-        "champion_mase",
-        "baseline_mase",
-    ]
-    assert len(champions) == 5
-    good = champions.loc["good"]
-    assert good["champion"] == "gradient_boosting"
-    # Chosen per metric: means over the cpu_p95 series scored (prophet is not enabled).
-    assert good["reason"] == (
-        "lowest mean backtest MASE on cpu_p95 across the fleet: gradient_boosting 0.60"
-        " (vs random_forest 0.90, seasonal_naive 1.05)"
-    )
-    assert good["champion_mase"] == 0.8 and good["baseline_mase"] == 1.0
-
-    assert champions.loc["flat", "champion"] == "seasonal_naive"
-    assert champions.loc["flat", "reason"].startswith("flat series (std 0.000 points)")
-    assert champions.loc["short", "champion"] == "seasonal_naive"
-    assert "history of 30 days" in champions.loc["short", "reason"]
-    assert str(bt.MIN_TRAIN_DAYS) in champions.loc["short", "reason"]
-    assert champions.loc["unscored", "champion"] == "seasonal_naive"
-    assert "not scored" in champions.loc["unscored", "reason"]
-    assert champions.loc["baseline-only", "champion"] == "seasonal_naive"
-    assert champions.loc["baseline-only", "reason"] == (
-        "lowest mean backtest MASE on cpu_p95 across the fleet: seasonal_naive 1.05"
-    )
-
-
-def _hand_backtest() -> pd.DataFrame:
-    """One series, three origins: gradient_boosting is perfect at the first two and far off at the
-    last; seasonal_naive is off by 1 everywhere. A second series exists at the last origin only."""
-    origins = pd.to_datetime(["2026-01-04", "2026-01-11", "2026-01-18"])
-    parts = []
-    for i, origin in enumerate(origins):
-        dates = pd.date_range(origin + pd.Timedelta(days=1), periods=7, freq="D")
-        series = [("srv-1", "cpu_p95")] + ([("srv-2", "cpu_p95")] if i == 2 else [])
-        for server_id, metric in series:
-            for model, error in (
-                ("gradient_boosting", 10.0 if i == 2 else 0.0),
-                ("seasonal_naive", 1.0),
-            ):
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            "model": model,
-                            "origin": origin,
-                            "server_id": server_id,
-                            "metric": metric,
-                            "date": dates,
-                            "horizon": np.arange(1, 8),
-                            "yhat": 50.0 + error,
-                            "actual": 50.0,
-                            "scale": 1.0,
-                        }
-                    )
-                )
-    return pd.concat(parts, ignore_index=True)
-
-
-def test_honest_champion_rows_choose_on_the_other_origins() -> None:
-    backtest = _hand_backtest()
-    origins = sorted(backtest["origin"].unique())
-    in_sample = bt.score_series(backtest).set_index(["model", "server_id"])["mase"]
-    # In sample, seasonal_naive wins (1.0 against gradient_boosting's 10/3).
-    assert in_sample[("seasonal_naive", "srv-1")] < in_sample[("gradient_boosting", "srv-1")]
-
-    # A long, varied history for both series, so neither falls back for shortness or flatness.
-    days = pd.date_range("2025-01-01", periods=120, freq="D")
-    history = pd.concat(
-        pd.DataFrame(
-            {
-                "server_id": sid,
-                "metric": metric,
-                "date": days,
-                "value": 40 + 10 * np.sin(np.arange(120)),
-            }
-        )
-        for sid, metric in backtest[["server_id", "metric"]]
-        .drop_duplicates()
-        .itertuples(index=False)
-    )
-    honest = bt.honest_champion_rows(backtest, history, ["seasonal_naive", "gradient_boosting"])
-    assert (honest["model"] == "champion").all()
-    srv1 = honest[honest["server_id"] == "srv-1"].groupby("origin")["yhat"].first()
-    # Origins 1 and 2: chosen on {2, 3} / {1, 3}, seasonal_naive (1 < 5); origin 3: chosen on
-    # {1, 2}, gradient_boosting (0 < 1), which then misses by 10 there.
-    assert srv1.to_dict() == {origins[0]: 51.0, origins[1]: 51.0, origins[2]: 60.0}
-    # A series never scored on the other origins falls back to the baseline.
-    srv2 = honest[honest["server_id"] == "srv-2"]
-    assert len(srv2) == 7 and (srv2["yhat"] == 51.0).all()
-    assert len(honest) == 4 * 7
-
-
 def test_evaluate_report_is_json_with_models_metrics_and_champions(backtest, fleet) -> None:
     rows, seconds, origins = backtest
     history, _ = fleet
-    report, series_scores, champions = bt.evaluate(rows, history, ENABLED, 0.8, origins, seconds)
+    report, series_scores, champions = evaluation.evaluate(
+        rows, history, ENABLED, 0.8, origins, seconds, horizon_days=HORIZON
+    )
 
     text = json.dumps(report, allow_nan=False)
     assert json.loads(text) == json.loads(json.dumps(report, allow_nan=False))
@@ -381,7 +249,7 @@ def _never_fitted() -> None:
 def _season_factories() -> dict:
     return {
         "seasonal_naive": SeasonalNaiveModel,
-        "robust_trend": lambda: RobustTrendModel(horizon_days=HORIZON),
+        "robust_trend": RobustTrendModel,
         "gradient_boosting": _never_fitted,
     }
 
@@ -415,7 +283,9 @@ def test_season_backtest_refits_only_the_year_less_models_and_scores_before_each
     history, servers = long_fleet
     last = history["date"].max()
     origins = bt.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
-    rows = bt.run_season_backtest(history, servers, _season_factories(), origins, HORIZON)
+    rows = bt.run_season_backtest(
+        history, servers, _season_factories(), origins, horizon_days=HORIZON
+    )
 
     assert set(rows["model"]) == {"seasonal_naive", "robust_trend"}
     for model, part in rows.groupby("model"):
@@ -428,7 +298,7 @@ def test_season_backtest_refits_only_the_year_less_models_and_scores_before_each
     # They are the plain backtest at those origins.
     season = sorted(rows["origin"].unique())
     plain, _ = bt.run_backtest(
-        history, servers, {"seasonal_naive": SeasonalNaiveModel}, season, HORIZON
+        history, servers, {"seasonal_naive": SeasonalNaiveModel}, season, horizon_days=HORIZON
     )
     naive = rows[rows["model"] == "seasonal_naive"].drop(columns="for_origin")
     pd.testing.assert_frame_equal(
@@ -444,7 +314,9 @@ def test_season_backtest_falls_back_when_history_is_short_or_a_metric_is_missing
     history, servers = fleet
     origins = bt.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
     with caplog.at_level("INFO", logger="capacity_forecaster.forecasting.backtest"):
-        rows = bt.run_season_backtest(history, servers, _season_factories(), origins, HORIZON)
+        rows = bt.run_season_backtest(
+            history, servers, _season_factories(), origins, horizon_days=HORIZON
+        )
     assert rows.empty and {"model", "origin", "for_origin"} <= set(rows.columns)
     assert "needs 462 days of history" in caplog.text  # 42 between origins + 364 + 56
 
@@ -458,34 +330,89 @@ def test_season_backtest_falls_back_when_history_is_short_or_a_metric_is_missing
     caplog.clear()
     with caplog.at_level("INFO", logger="capacity_forecaster.forecasting.backtest"):
         rows = bt.run_season_backtest(
-            history[~late_memory], servers, _season_factories(), origins, HORIZON
+            history[~late_memory], servers, _season_factories(), origins, horizon_days=HORIZON
         )
     assert rows.empty
     assert "robust_trend, seasonal_naive calibrated on the backtest origins" in caplog.text
     assert "there is no mem_p95 series to score" in caplog.text
 
 
-def test_evaluate_says_where_each_models_intervals_come_from(long_fleet) -> None:
+def test_run_says_where_each_models_intervals_come_from(long_fleet) -> None:
     history, servers = long_fleet
-    origins = bt.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
-    factories = {
-        "seasonal_naive": SeasonalNaiveModel,
-        "robust_trend": _season_factories()["robust_trend"],
-    }
-    rows, seconds = bt.run_backtest(history, servers, factories, origins, HORIZON)
-    season = bt.run_season_backtest(history, servers, factories, origins, HORIZON)
-    report, series_scores, _ = bt.evaluate(
-        rows, history, list(factories), 0.8, origins, seconds, season
+    factories = {"seasonal_naive": SeasonalNaiveModel, "robust_trend": RobustTrendModel}
+    result = bt.run(
+        history,
+        servers,
+        factories,
+        horizon_days=HORIZON,
+        n_origins=N_ORIGINS,
+        step_days=STEP,
+        interval=0.8,
     )
+    report = result.report
+    assert set(result.season["model"]) == set(factories)
     assert set(report["interval_calibration"]) == set(factories)
     assert all(
         "same season a year earlier" in text for text in report["interval_calibration"].values()
     )
-    without, _, _ = bt.evaluate(rows, history, list(factories), 0.8, origins, seconds)
+    without, _, _ = evaluation.evaluate(
+        result.results,
+        history,
+        list(factories),
+        0.8,
+        result.origins,
+        result.fit_seconds,
+        horizon_days=HORIZON,
+    )
     assert all("backtest origins" in text for text in without["interval_calibration"].values())
     # Coverage is measured with the intervals each origin would have had from its season.
-    assert series_scores["coverage"].between(0, 1).all()
+    assert result.series_scores["coverage"].between(0, 1).all()
     seasonal = {m["model"]: m["coverage"] for m in report["models"]}
     plain = {m["model"]: m["coverage"] for m in without["models"]}
     assert seasonal["robust_trend"] != plain["robust_trend"]
     assert seasonal["seasonal_naive"] != plain["seasonal_naive"]
+    # The forecast's intervals come from the season rows 52 weeks before the last day.
+    expected = intervals.forecast_calibration(
+        result.results, 0.8, result.season, history["date"].max()
+    )
+    pd.testing.assert_frame_equal(result.calibration, expected)
+
+
+def test_run_is_the_backtest_its_check_and_evaluate_in_one_call(backtest, fleet) -> None:
+    rows, _, origins = backtest
+    history, servers = fleet
+    result = bt.run(
+        history,
+        servers,
+        _factories(),
+        horizon_days=HORIZON,
+        n_origins=N_ORIGINS,
+        step_days=STEP,
+        interval=0.8,
+    )
+    assert result.horizon_days == HORIZON and result.origins == origins
+    pd.testing.assert_frame_equal(result.results, rows)
+    assert result.season.empty  # ~270 days: no season a year before the origins
+    report, series_scores, champions = evaluation.evaluate(
+        rows, history, ENABLED, 0.8, origins, result.fit_seconds, result.season,
+        horizon_days=HORIZON,
+    )  # fmt: skip
+    assert result.report == report and result.report["horizon_days"] == HORIZON
+    pd.testing.assert_frame_equal(result.series_scores, series_scores)
+    pd.testing.assert_frame_equal(result.champions, champions)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.horizon_days = 7  # type: ignore[misc]
+
+
+def test_run_fails_on_a_history_too_short_for_its_origins(fleet) -> None:
+    history, servers = fleet
+    with pytest.raises(StageCheckError, match="too few for the backtest"):
+        bt.run(
+            history,
+            servers,
+            {"seasonal_naive": SeasonalNaiveModel},
+            horizon_days=180,  # ~270 days of history: 180 + 56 between origins + 56 to train
+            n_origins=3,
+            step_days=28,
+            interval=0.8,
+        )

@@ -12,10 +12,12 @@ from capacity_forecaster.forecasting.models import (
     check_roundtrip,
     load_model,
     make_model,
+    save_model,
 )
 from capacity_forecaster.forecasting.models.baseline import SeasonalNaiveModel
 
 START = pd.Timestamp("2026-01-05")  # a Monday
+NO_SERVERS = pd.DataFrame()  # the baseline uses no server metadata
 
 
 def _series(values: np.ndarray, server_id: str = "srv-1", metric: str = "cpu_p95") -> pd.DataFrame:
@@ -40,7 +42,7 @@ def test_repeats_last_weeks_same_weekday_values() -> None:
         ignore_index=True,
     )
     dates = _after(history, 14)
-    predicted = SeasonalNaiveModel().fit(history, None).predict(dates)
+    predicted = SeasonalNaiveModel().fit(history, NO_SERVERS, horizon_days=14).predict(dates)
 
     assert list(predicted.columns) == PREDICTION_COLUMNS
     assert len(predicted) == 2 * 14
@@ -57,7 +59,7 @@ def test_each_series_repeats_its_own_last_week() -> None:
     early = _series(100 - np.arange(32.0), server_id="srv-2")
     history = pd.concat([_series(np.arange(35.0)), early], ignore_index=True)
     dates = _after(history, 7)
-    predicted = SeasonalNaiveModel().fit(history).predict(dates)
+    predicted = SeasonalNaiveModel().fit(history, NO_SERVERS, horizon_days=7).predict(dates)
     rows = predicted[predicted["server_id"] == "srv-2"].set_index("date")["yhat"]
     for date in dates:
         # The latest srv-2 day with the same weekday (its history ends on day 31).
@@ -77,7 +79,10 @@ def test_weekday_missing_from_the_last_four_weeks_repeats_the_last_value() -> No
     last_value = history.dropna()["value"].iloc[-1]
 
     predicted = (
-        SeasonalNaiveModel().fit(history).predict(_after(history, 7)).set_index("date")["yhat"]
+        SeasonalNaiveModel()
+        .fit(history, NO_SERVERS, horizon_days=7)
+        .predict(_after(history, 7))
+        .set_index("date")["yhat"]
     )
     for date, value in predicted.items():
         if date.day_of_week in (0, 1):
@@ -92,7 +97,9 @@ def test_weekday_missing_from_the_last_four_weeks_repeats_the_last_value() -> No
 def test_predictions_are_clipped_to_the_physical_range() -> None:
     values = np.tile([120.0, -5.0, 50.0, 50.0, 50.0, 50.0, 50.0], 5)
     history = _series(values)
-    predicted = SeasonalNaiveModel().fit(history).predict(_after(history, 7))
+    predicted = (
+        SeasonalNaiveModel().fit(history, NO_SERVERS, horizon_days=7).predict(_after(history, 7))
+    )
     assert predicted["yhat"].between(0, 100).all()
     assert set(predicted["yhat"]) == {100.0, 0.0, 50.0}
 
@@ -105,29 +112,28 @@ def test_round_trip_predicts_identically() -> None:
         ],
         ignore_index=True,
     )
-    model = SeasonalNaiveModel().fit(history)
+    model = SeasonalNaiveModel().fit(history, NO_SERVERS, horizon_days=21)
     dates = _after(history, 21)
-    data = model.to_bytes()
+    data = save_model(model)
 
-    pd.testing.assert_frame_equal(
-        SeasonalNaiveModel.from_bytes(data).predict(dates), model.predict(dates)
-    )
-    pd.testing.assert_frame_equal(
-        load_model("seasonal_naive", data).predict(dates), model.predict(dates)
-    )
-    check_roundtrip("seasonal_naive", model, data, dates)
+    loaded = load_model(data, name="seasonal_naive", horizon_days=21)
+    assert isinstance(loaded, SeasonalNaiveModel) and loaded.horizon_days_ == 21
+    pd.testing.assert_frame_equal(loaded.predict(dates), model.predict(dates))
+    check_roundtrip(model, data, dates)
 
-    other = SeasonalNaiveModel().fit(history.assign(value=history["value"] / 2))
+    other = SeasonalNaiveModel().fit(
+        history.assign(value=history["value"] / 2), NO_SERVERS, horizon_days=21
+    )
     with pytest.raises(StageCheckError, match="seasonal_naive"):
-        check_roundtrip("seasonal_naive", model, other.to_bytes(), dates)
+        check_roundtrip(model, save_model(other), dates)
 
 
 def test_predict_before_fit_and_unknown_model_name() -> None:
     with pytest.raises(RuntimeError):
         SeasonalNaiveModel().predict(pd.date_range("2026-01-01", periods=3))
     assert isinstance(
-        make_model("seasonal_naive", horizon_days=7, quarter_end_business_days=5, n_jobs=1, seed=0),
+        make_model("seasonal_naive", quarter_end_business_days=5, n_jobs=1, seed=0),
         SeasonalNaiveModel,
     )
     with pytest.raises(ValueError, match="unknown model"):
-        make_model("arima", horizon_days=7, quarter_end_business_days=5, n_jobs=1, seed=0)
+        make_model("arima", quarter_end_business_days=5, n_jobs=1, seed=0)

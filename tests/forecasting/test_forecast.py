@@ -14,7 +14,7 @@ from capacity_forecaster.core import scoring
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams, SyntheticParams
 from capacity_forecaster.forecasting import backtest as bt
-from capacity_forecaster.forecasting import forecast, intervals
+from capacity_forecaster.forecasting import evaluation, forecast, intervals
 from capacity_forecaster.forecasting.models.baseline import SeasonalNaiveModel
 from capacity_forecaster.forecasting.models.trees import GradientBoostingModel
 from capacity_forecaster.ingest.synthetic import generate_fleet
@@ -35,7 +35,7 @@ def _one_thread() -> Iterator[None]:
 
 
 def _gradient_boosting() -> GradientBoostingModel:
-    return GradientBoostingModel(horizon_days=HORIZON, max_rows=3000, n_jobs=1, seed=0)
+    return GradientBoostingModel(max_rows=3000, n_jobs=1, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +49,14 @@ def stage() -> dict:
     history = history.reset_index(drop=True)
     factories = {"seasonal_naive": SeasonalNaiveModel, "gradient_boosting": _gradient_boosting}
     origins = bt.backtest_origins(history["date"].max(), BACKTEST_HORIZON, 2, 14)
-    backtest, _ = bt.run_backtest(history, servers, factories, origins, BACKTEST_HORIZON)
+    backtest, _ = bt.run_backtest(
+        history, servers, factories, origins, horizon_days=BACKTEST_HORIZON
+    )
     calibration = intervals.calibrate(backtest, 0.8)
-    champions = bt.choose_champions(bt.score_series(backtest), history, MODELS)
-    fitted = {name: make().fit(history, servers) for name, make in factories.items()}
+    champions = evaluation.choose_champions(evaluation.score_series(backtest), history, MODELS)
+    fitted = {
+        name: make().fit(history, servers, horizon_days=HORIZON) for name, make in factories.items()
+    }
     frame = forecast.build_forecasts(fitted, history, calibration, champions, HORIZON)
     return {
         "history": history,
@@ -61,6 +65,26 @@ def stage() -> dict:
         "fitted": fitted,
         "frame": frame,
     }
+
+
+def test_validated_horizon_is_the_one_04_fitted_the_models_for() -> None:
+    assert forecast.validated_horizon({"horizon_days": 120, "series": 3}, 120) == 120
+
+
+def test_a_params_horizon_other_than_the_validated_one_is_refused_in_one_line() -> None:
+    with pytest.raises(StageCheckError) as caught:
+        forecast.validated_horizon({"horizon_days": 120}, 90)
+    message = str(caught.value)
+    assert "\n" not in message
+    for part in (
+        "forecast.horizon_days is 90",
+        "fitted for 120 days",
+        "models/metrics.json horizon_days",
+        "rerun from 04_train",
+    ):
+        assert part in message, part
+    with pytest.raises(StageCheckError, match="does not state horizon_days"):
+        forecast.validated_horizon({"series": 3}, 90)
 
 
 def test_horizon_dates() -> None:

@@ -10,11 +10,14 @@ import pytest
 from prophet import Prophet
 
 from capacity_forecaster.core.calendar import quarter_end_window
-from capacity_forecaster.forecasting.models import prophet as prophet_model
+from capacity_forecaster.core.errors import StorageError
+from capacity_forecaster.forecasting.models import load_model, save_model
 from capacity_forecaster.forecasting.models.prophet import (
     PUBLIC_HOLIDAY,
     QUARTER_END_HOLIDAY,
     ProphetModel,
+    fitting,
+    predicting,
 )
 
 # Prophet 1.5 itself still uses pandas APIs that pandas 3.1 deprecates; ours must stay clean.
@@ -22,6 +25,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning:pr
 
 END = pd.Timestamp("2026-03-31")  # history ends on a quarter end
 HORIZON = pd.date_range(END + pd.Timedelta(days=1), periods=60, freq="D")
+
+
+def _fit(history: pd.DataFrame, servers: pd.DataFrame) -> ProphetModel:
+    """In-process, without a progress bar, for the 60 days of ``HORIZON``."""
+    return ProphetModel(n_jobs=1, progress=False).fit(history, servers, horizon_days=60)
 
 
 def _series(
@@ -67,7 +75,7 @@ def servers() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model(history: pd.DataFrame, servers: pd.DataFrame) -> ProphetModel:
-    return ProphetModel(n_jobs=1, progress=False).fit(history, servers)
+    return _fit(history, servers)
 
 
 @pytest.fixture(scope="module")
@@ -153,22 +161,22 @@ def test_weekly_pattern_is_forecast(forecast: pd.DataFrame) -> None:
 
 
 def test_round_trip_predicts_identically(model: ProphetModel, forecast: pd.DataFrame) -> None:
-    data = model.to_bytes()
-    assert data[:2] == b"\x1f\x8b"  # gzip
-    assert model.to_bytes() == data  # deterministic bytes
-    loaded = ProphetModel.from_bytes(data)
+    data = save_model(model)
+    assert save_model(model) == data  # deterministic bytes
+    loaded = load_model(data, name="prophet", horizon_days=60)
+    assert isinstance(loaded, ProphetModel)
     assert loaded.fitted_series == model.fitted_series
     assert loaded.skipped == model.skipped
     assert loaded.yearly_off == model.yearly_off
     again = loaded.predict(HORIZON)
     pd.testing.assert_frame_equal(again.drop(columns="yhat"), forecast.drop(columns="yhat"))
     np.testing.assert_allclose(again["yhat"], forecast["yhat"], rtol=1e-9)
-    assert ProphetModel.from_bytes(loaded.to_bytes()).fitted_series == model.fitted_series
+    assert load_model(save_model(loaded), name="prophet").fitted_series == model.fitted_series
 
 
-def test_from_bytes_rejects_other_data() -> None:
-    with pytest.raises(ValueError, match="not a saved ProphetModel"):
-        ProphetModel.from_bytes(b"not gzip")
+def test_load_rejects_other_data() -> None:
+    with pytest.raises(StorageError, match=r"models/prophet\.model: not a saved forecast model"):
+        load_model(b"not a model", name="prophet")
 
 
 def test_no_leakage_predictions_depend_only_on_fit_data(servers: pd.DataFrame) -> None:
@@ -177,16 +185,14 @@ def test_no_leakage_predictions_depend_only_on_fit_data(servers: pd.DataFrame) -
     before = full[full["date"] <= cutoff].copy()
     future = pd.date_range(cutoff + pd.Timedelta(days=1), periods=30, freq="D")
 
-    alone = ProphetModel(n_jobs=1, progress=False).fit(before, servers)
+    alone = _fit(before, servers)
     expected = alone.predict(future)
     before["value"] = 0.0  # the caller's frame changes after fitting: the model must not care
     np.testing.assert_allclose(alone.predict(future)["yhat"], expected["yhat"], rtol=1e-9)
 
     # Later actuals of another series in the same fit frame change nothing for this one.
     later = _series("srv-a", "cpu_p95", _weekly(300, seed=5), end=END + pd.Timedelta(days=90))
-    together = ProphetModel(n_jobs=1, progress=False).fit(
-        pd.concat([full[full["date"] <= cutoff], later]), servers
-    )
+    together = _fit(pd.concat([full[full["date"] <= cutoff], later]), servers)
     mixed = together.predict(future)
     own = mixed[mixed["server_id"] == "srv-b"].reset_index(drop=True)
     np.testing.assert_allclose(own["yhat"], expected["yhat"], rtol=1e-9)
@@ -197,7 +203,7 @@ def test_fit_logs_yearly_off_once(
 ) -> None:
     small = history[history["server_id"].isin(["srv-a", "srv-c"])]
     with caplog.at_level(logging.INFO, logger="capacity_forecaster.forecasting.models.prophet"):
-        ProphetModel(n_jobs=1, progress=False).fit(small, servers)
+        _fit(small, servers)
     yearly = [r for r in caplog.records if "yearly seasonality off" in r.getMessage()]
     assert len(yearly) == 1
     assert "1 series" in yearly[0].getMessage()
@@ -208,9 +214,9 @@ def test_bad_inputs_fail_clearly(history: pd.DataFrame, servers: pd.DataFrame) -
     with pytest.raises(RuntimeError, match="not fitted"):
         ProphetModel(n_jobs=1, progress=False).predict(HORIZON)
     with pytest.raises(ValueError, match="missing column"):
-        ProphetModel(n_jobs=1).fit(history.drop(columns="value"), servers)
+        _fit(history.drop(columns="value"), servers)
     with pytest.raises(ValueError, match="duplicate"):
-        ProphetModel(n_jobs=1).fit(pd.concat([history, history.head(1)]), servers)
+        _fit(pd.concat([history, history.head(1)]), servers)
     with pytest.raises(ValueError, match="n_jobs"):
         ProphetModel(n_jobs=0)
 
@@ -226,7 +232,7 @@ def shared_fleet() -> tuple[ProphetModel, pd.DataFrame]:
     servers = pd.DataFrame(
         {"server_id": [f"srv-{i}" for i in range(4)], "country": ["US", "DE", "US", "DE"]}
     )
-    return ProphetModel(n_jobs=1, progress=False).fit(pd.concat(frames), servers), servers
+    return _fit(pd.concat(frames), servers), servers
 
 
 def test_shared_design_predict_equals_prophets_own(
@@ -262,8 +268,8 @@ def test_shared_design_falls_back_to_prophet_when_it_differs(
     model, _ = shared_fleet
     expected = model.predict(HORIZON)
 
-    monkeypatch.setattr(prophet_model, "_yhat", lambda *args: np.zeros(len(HORIZON)))
-    with caplog.at_level(logging.WARNING, logger=prophet_model.__name__):
+    monkeypatch.setattr(predicting, "_yhat", lambda *args: np.zeros(len(HORIZON)))
+    with caplog.at_level(logging.WARNING, logger=predicting.__name__):
         again = model.predict(HORIZON)
     pd.testing.assert_frame_equal(again, expected)
     assert "differs from Prophet.predict" in caplog.text
@@ -292,14 +298,14 @@ def test_fits_on_the_same_dates_share_their_design_and_fit_as_alone(
         "make_all_seasonality_features",
         lambda self, df: designs.append(1) or own_design(self, df),
     )
-    monkeypatch.setattr(prophet_model, "_chunks", lambda items, n_workers: [items])
-    model = ProphetModel(n_jobs=1, progress=False).fit(pd.concat(frames), servers)
+    monkeypatch.setattr(fitting, "chunks", lambda items, n_workers: [items])
+    model = _fit(pd.concat(frames), servers)
     monkeypatch.undo()
     # Six series, four distinct (country, yearly, dates): srv-1's and srv-2's metrics share.
     assert len(designs) == 4
     for frame in frames:
         server_id, metric = frame["server_id"].iloc[0], frame["metric"].iloc[0]
-        alone = ProphetModel(n_jobs=1, progress=False).fit(frame, servers)
+        alone = _fit(frame, servers)
         shared, own = model.prophet_for(server_id, metric), alone.prophet_for(server_id, metric)
         assert shared.shared_designs is None  # the cache does not travel with the model
         assert list(shared.train_holiday_names) == list(own.train_holiday_names)

@@ -12,12 +12,17 @@ from threadpoolctl import threadpool_limits
 from capacity_forecaster.cleaning.features import build_features
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams, SyntheticParams
-from capacity_forecaster.forecasting.models import PREDICTION_COLUMNS, check_roundtrip, load_model
+from capacity_forecaster.forecasting.models import (
+    PREDICTION_COLUMNS,
+    check_roundtrip,
+    load_model,
+    save_model,
+)
+from capacity_forecaster.forecasting.models.tree_features import design
 from capacity_forecaster.forecasting.models.trees import (
     GradientBoostingModel,
     RandomForestModel,
     TreeModel,
-    _design,
 )
 from capacity_forecaster.ingest.synthetic import generate_fleet
 
@@ -26,8 +31,8 @@ MODELS = [RandomForestModel, GradientBoostingModel]
 MODEL_IDS = ["random_forest", "gradient_boosting"]
 
 
-def _model(cls: type[TreeModel], horizon_days: int = HORIZON, seed: int = 0) -> TreeModel:
-    return cls(horizon_days=horizon_days, max_rows=3000, n_jobs=1, seed=seed)
+def _model(cls: type[TreeModel], seed: int = 0) -> TreeModel:
+    return cls(max_rows=3000, n_jobs=1, seed=seed)
 
 
 def _after(last: pd.Timestamp, days: int) -> pd.DatetimeIndex:
@@ -56,7 +61,7 @@ def fleet() -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module", params=MODELS, ids=MODEL_IDS)
 def fitted(request: pytest.FixtureRequest, fleet: tuple[pd.DataFrame, pd.DataFrame]) -> TreeModel:
     history, servers = fleet
-    return _model(request.param).fit(history, servers)
+    return _model(request.param).fit(history, servers, horizon_days=HORIZON)
 
 
 def _servers(n: int) -> pd.DataFrame:
@@ -115,7 +120,7 @@ def test_series_trending_to_100_stays_in_range(cls: type[TreeModel]) -> None:
     )
     values = np.clip(values, 0, 100)
     history = _frame(values)
-    model = _model(cls, horizon_days=30).fit(history, _servers(3))
+    model = _model(cls).fit(history, _servers(3), horizon_days=30)
     predicted = model.predict(_after(history["date"].max(), 30))
     assert np.isfinite(predicted["yhat"]).all()
     assert predicted["yhat"].between(0, 100).all()
@@ -136,7 +141,7 @@ def test_predictions_are_clipped_whatever_the_estimator_says(
     fitted: TreeModel, fleet, delta: float, bound: float
 ) -> None:
     history, _ = fleet
-    model = type(fitted).from_bytes(fitted.to_bytes())
+    model = load_model(save_model(fitted), name=fitted.name)
     model.fitted_["cpu_p95"].estimator = _Constant(delta)
     predicted = model.predict(_after(history["date"].max(), 5))
     assert (predicted["yhat"] == bound).all()
@@ -151,15 +156,15 @@ def test_features_at_an_origin_never_use_later_days(
     """The design rows for origin t and horizons 1..h are the same whether the history ends
     on day t or goes on for months: nothing after the origin leaks into a feature."""
     history, servers = fleet
-    model = _model(GradientBoostingModel, horizon_days=30)
+    model = _model(GradientBoostingModel)
     model.servers_ = servers
     grid, state, target_cal, meta = model._prepare(history, extra_days=0)
     horizons = np.arange(1, 31)
     for origin in (60, 150, 250, len(grid.dates) - 31):
         cut = history[history["date"] <= grid.dates[origin]]
         _, cut_state, cut_cal, cut_meta = model._prepare(cut, extra_days=30)
-        full = _design(state, target_cal, meta, np.full(len(horizons), origin), horizons)
-        truncated = _design(cut_state, cut_cal, cut_meta, np.full(len(horizons), origin), horizons)
+        full = design(state, target_cal, meta, np.full(len(horizons), origin), horizons)
+        truncated = design(cut_state, cut_cal, cut_meta, np.full(len(horizons), origin), horizons)
         pd.testing.assert_frame_equal(
             full, truncated, obj=f"features at origin {grid.dates[origin].date()}"
         )
@@ -176,8 +181,8 @@ def test_changing_the_future_does_not_change_a_forecast(cls: type[TreeModel], fl
     altered = pd.concat([altered, extra], ignore_index=True)
 
     dates = _after(cut_off, HORIZON)
-    model = _model(cls).fit(history[history["date"] <= cut_off], servers)
-    other = _model(cls).fit(altered[altered["date"] <= cut_off], servers)
+    model = _model(cls).fit(history[history["date"] <= cut_off], servers, horizon_days=HORIZON)
+    other = _model(cls).fit(altered[altered["date"] <= cut_off], servers, horizon_days=HORIZON)
 
     assert model.history_ is not None
     assert model.history_["date"].max() == cut_off
@@ -197,7 +202,7 @@ def test_strong_weekly_series_keeps_its_weekly_pattern(cls: type[TreeModel]) -> 
     levels = np.array([30.0, 45.0, 60.0])
     values = levels + np.where(weekday, 15.0, -15.0) + rng.normal(0, 1.5, (days, 3))
     history = _frame(values)
-    model = _model(cls).fit(history, _servers(3))
+    model = _model(cls).fit(history, _servers(3), horizon_days=HORIZON)
     predicted = model.predict(_after(history["date"].max(), HORIZON))
     for server_id, rows in predicted.groupby("server_id"):
         is_weekend = rows["date"].dt.day_of_week >= 5
@@ -212,7 +217,7 @@ def test_strong_weekly_series_keeps_its_weekly_pattern(cls: type[TreeModel]) -> 
 def test_history_shorter_than_a_year_still_fits(cls: type[TreeModel], fleet) -> None:
     history, servers = fleet
     short = history[history["date"] > history["date"].max() - pd.Timedelta(days=200)]
-    model = _model(cls).fit(short, servers)
+    model = _model(cls).fit(short, servers, horizon_days=HORIZON)
     assert {"year_change", "year_target", "year_target_smooth"} <= set(
         model.fitted_["cpu_p95"].unknown
     )
@@ -237,6 +242,21 @@ def test_dates_long_before_the_history_raise_value_error(fitted: TreeModel, flee
         fitted.predict(pd.date_range(history["date"].min() - pd.Timedelta(days=30), periods=3))
 
 
+def test_dates_beyond_the_horizon_fitted_for_raise(fitted: TreeModel, fleet) -> None:
+    history, _ = fleet
+    assert fitted.horizon_days_ == HORIZON
+    with pytest.raises(ValueError, match=f"fitted for up to {HORIZON} days ahead, asked for 15"):
+        fitted.predict(_after(history["date"].max(), HORIZON + 1))
+
+
+def test_training_rows_cover_exactly_the_horizon_given_to_fit(fleet) -> None:
+    history, servers = fleet
+    model = _model(GradientBoostingModel)
+    model.servers_ = servers
+    X, _, _ = model._training_rows(history, np.random.default_rng(0), horizon_days=9)
+    assert sorted(X["horizon"].unique()) == list(range(1, 10))
+
+
 def test_predict_before_fit_raises() -> None:
     with pytest.raises(RuntimeError):
         _model(GradientBoostingModel).predict(pd.date_range("2026-01-01", periods=3))
@@ -248,23 +268,22 @@ def test_predict_before_fit_raises() -> None:
 def test_round_trip_predicts_identically(fitted: TreeModel, fleet) -> None:
     history, _ = fleet
     dates = _after(history["date"].max(), HORIZON)
-    data = fitted.to_bytes()
+    data = save_model(fitted)
     expected = fitted.predict(dates)
-    pd.testing.assert_frame_equal(
-        type(fitted).from_bytes(data).predict(dates), expected, check_exact=True
-    )
-    pd.testing.assert_frame_equal(
-        load_model(fitted.name, data).predict(dates), expected, check_exact=True
-    )
-    check_roundtrip(fitted.name, fitted, data, dates)
+    loaded = load_model(data, name=fitted.name, horizon_days=HORIZON)
+    assert type(loaded) is type(fitted)
+    pd.testing.assert_frame_equal(loaded.predict(dates), expected, check_exact=True)
+    check_roundtrip(fitted, data, dates)
 
 
 def test_check_roundtrip_rejects_another_models_bytes(fitted: TreeModel, fleet) -> None:
     history, servers = fleet
     dates = _after(history["date"].max(), HORIZON)
-    other = _model(type(fitted), seed=1).fit(history.assign(value=history["value"] * 0.5), servers)
+    other = _model(type(fitted), seed=1).fit(
+        history.assign(value=history["value"] * 0.5), servers, horizon_days=HORIZON
+    )
     with pytest.raises(StageCheckError, match=fitted.name):
-        check_roundtrip(fitted.name, fitted, other.to_bytes(), dates)
+        check_roundtrip(fitted, save_model(other), dates)
 
 
 def test_gradient_boosting_fits_metrics_in_workers_exactly_as_in_process() -> None:
@@ -275,8 +294,8 @@ def test_gradient_boosting_fits_metrics_in_workers_exactly_as_in_process() -> No
     dates = _after(history["date"].max(), HORIZON)
 
     def fit(n_jobs: int) -> pd.DataFrame:
-        model = GradientBoostingModel(horizon_days=HORIZON, max_rows=2000, n_jobs=n_jobs, seed=3)
-        return model.fit(history, servers).predict(dates)
+        model = GradientBoostingModel(max_rows=2000, n_jobs=n_jobs, seed=3)
+        return model.fit(history, servers, horizon_days=HORIZON).predict(dates)
 
     in_process, in_workers = fit(1), fit(2)
     assert set(in_workers["metric"]) == {"cpu_p95", "mem_p95", "disk_p95"}

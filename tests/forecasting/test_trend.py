@@ -12,6 +12,7 @@ from capacity_forecaster.forecasting.models import (
     check_roundtrip,
     load_model,
     make_model,
+    save_model,
 )
 from capacity_forecaster.forecasting.models.trend import (
     RobustTrendModel,
@@ -23,6 +24,11 @@ from capacity_forecaster.forecasting.models.trend import (
 
 START = pd.Timestamp("2026-01-05")  # a Monday
 WEEKLY = np.array([1.0, 1.5, 1.5, 1.0, 0.0, -2.5, -2.5])  # sums to zero
+NO_SERVERS = pd.DataFrame()  # robust_trend uses no server metadata
+
+
+def _fit(history: pd.DataFrame, horizon_days: int) -> RobustTrendModel:
+    return RobustTrendModel().fit(history, NO_SERVERS, horizon_days=horizon_days)
 
 
 def _series(values: np.ndarray, server_id: str = "srv-1", metric: str = "disk_p95") -> pd.DataFrame:
@@ -51,7 +57,7 @@ def _fleet(days: int = 300, seed: int = 0) -> pd.DataFrame:
 def test_one_row_per_series_and_date_in_range() -> None:
     history = _fleet()
     dates = _after(history, 30)
-    predicted = RobustTrendModel(horizon_days=30).fit(history).predict(dates)
+    predicted = _fit(history, 30).predict(dates)
     assert list(predicted.columns) == PREDICTION_COLUMNS
     assert len(predicted) == 6 * 30
     assert not predicted.duplicated(["server_id", "metric", "date"]).any()
@@ -63,7 +69,7 @@ def test_follows_a_linear_trend_and_its_weekly_pattern() -> None:
     t = np.arange(280)
     history = _series(30 + 0.1 * t + WEEKLY[t % 7])
     dates = _after(history, 28)
-    predicted = RobustTrendModel(horizon_days=28).fit(history).predict(dates)
+    predicted = _fit(history, 28).predict(dates)
     future = np.arange(280, 308)
     expected = 30 + 0.1 * future + WEEKLY[future % 7]
     np.testing.assert_allclose(predicted["yhat"].to_numpy(), expected, atol=0.2)
@@ -75,7 +81,7 @@ def test_a_cleanup_does_not_bend_the_slope() -> None:
     t = np.arange(300)
     values = 30 + 0.1 * t - 20 * (t >= 240)
     history = _series(values)
-    model = RobustTrendModel(horizon_days=30).fit(history)
+    model = _fit(history, 30)
     predicted = model.predict(_after(history, 30))["yhat"].to_numpy()
     slope = np.diff(predicted).mean()
     assert model.configs_["disk_p95"][2] > 0  # a trend was selected
@@ -89,7 +95,7 @@ def test_forecasts_stay_inside_0_to_100() -> None:
         [_series(60 + 0.5 * t, "srv-up"), _series(50 - 0.2 * t, "srv-down")],
         ignore_index=True,
     )
-    predicted = RobustTrendModel(horizon_days=120).fit(history).predict(_after(history, 120))
+    predicted = _fit(history, 120).predict(_after(history, 120))
     assert predicted["yhat"].between(0, 100).all()
     assert predicted.loc[predicted["server_id"] == "srv-up", "yhat"].max() == 100
     assert predicted.loc[predicted["server_id"] == "srv-down", "yhat"].min() == 0
@@ -103,8 +109,8 @@ def test_changing_the_future_does_not_change_a_forecast() -> None:
     tampered = history.copy()
     tampered.loc[tampered["date"] > cut, "value"] = 99.0
     dates = _after(history[history["date"] <= cut], 60)
-    clean = RobustTrendModel(horizon_days=60).fit(history[history["date"] <= cut]).predict(dates)
-    dirty = RobustTrendModel(horizon_days=60).fit(tampered[tampered["date"] <= cut]).predict(dates)
+    clean = _fit(history[history["date"] <= cut], 60).predict(dates)
+    dirty = _fit(tampered[tampered["date"] <= cut], 60).predict(dates)
     pd.testing.assert_frame_equal(clean, dirty)
 
 
@@ -121,7 +127,7 @@ def test_selection_keeps_the_trend_of_trending_series_and_drops_it_for_noise() -
 
 def test_short_history_uses_the_default_config() -> None:
     history = _series(np.linspace(10, 20, 30))
-    model = RobustTrendModel(horizon_days=90).fit(history)
+    model = _fit(history, 90)
     predicted = model.predict(_after(history, 90))
     assert len(predicted) == 90
     assert np.isfinite(predicted["yhat"]).all()
@@ -134,14 +140,14 @@ def test_missing_days_and_a_late_starting_series() -> None:
     late["date"] += pd.Timedelta(days=120)  # ends on the same day as srv-1
     history = pd.concat([full.drop(index=range(150, 170)), late], ignore_index=True)
     history.loc[5, "value"] = np.nan
-    predicted = RobustTrendModel(horizon_days=30).fit(history).predict(_after(history, 30))
+    predicted = _fit(history, 30).predict(_after(history, 30))
     assert predicted.groupby("server_id").size().to_dict() == {"srv-1": 30, "srv-2": 30}
     assert np.isfinite(predicted["yhat"]).all()
 
 
 def test_dates_not_after_the_history_raise() -> None:
     history = _fleet()
-    model = RobustTrendModel().fit(history)
+    model = _fit(history, 120)
     with pytest.raises(ValueError, match="after the history"):
         model.predict(pd.DatetimeIndex([history["date"].max()]))
 
@@ -153,23 +159,23 @@ def test_predict_before_fit_raises() -> None:
 
 def test_round_trip_predicts_identically() -> None:
     history = _fleet()
-    model = make_model(
-        "robust_trend", horizon_days=30, quarter_end_business_days=5, n_jobs=1, seed=0
-    ).fit(history, pd.DataFrame())
+    model = make_model("robust_trend", quarter_end_business_days=5, n_jobs=1, seed=0).fit(
+        history, NO_SERVERS, horizon_days=30
+    )
     dates = _after(history, 30)
-    data = model.to_bytes()
-    check_roundtrip("robust_trend", model, data, dates)
-    loaded = load_model("robust_trend", data)
+    data = save_model(model)
+    check_roundtrip(model, data, dates)
+    loaded = load_model(data, name="robust_trend", horizon_days=30)
     pd.testing.assert_frame_equal(model.predict(dates), loaded.predict(dates))
     assert loaded.configs_ == model.configs_
 
 
 def test_check_roundtrip_rejects_another_fit() -> None:
     history = _fleet()
-    model = RobustTrendModel(horizon_days=30).fit(history)
-    other = RobustTrendModel(horizon_days=30).fit(_fleet(seed=1)).to_bytes()
+    model = _fit(history, 30)
+    other = save_model(_fit(_fleet(seed=1), 30))
     with pytest.raises(StageCheckError, match="robust_trend"):
-        check_roundtrip("robust_trend", model, other, _after(history, 30))
+        check_roundtrip(model, other, _after(history, 30))
 
 
 def _sawtooth(days: int, start: float, growth: float, peak: float, keep: float) -> np.ndarray:
@@ -217,7 +223,7 @@ def test_a_learned_cleanup_level_cuts_the_forecast_where_the_history_did() -> No
     days = 370  # the next cleanup of srv-saw is due about 17 days after the end
     history = _cleanup_fleet(days)
     dates = _after(history, 60)
-    model = RobustTrendModel(horizon_days=60).fit(history)
+    model = _fit(history, 60)
     predicted = model.predict(dates).set_index(["server_id", "date"])["yhat"]
     saw = predicted["srv-saw"].to_numpy()
     expected = _sawtooth(days + 60, 40.0, 0.3, 60.0, 0.6)[days:]
@@ -234,7 +240,7 @@ def test_series_without_a_consistent_cleanup_level_keep_the_damped_trend() -> No
     # the one without learned cleanups, a straight line on from the last level.
     history = _cleanup_fleet(370)
     dates = _after(history, 60)
-    model = RobustTrendModel(horizon_days=60).fit(history)
+    model = _fit(history, 60)
     server_ids, _, state = model.states_["disk_p95"]
     phi = model.configs_["disk_p95"][2]
     without = _forecast(
@@ -259,17 +265,17 @@ def test_cleanups_after_the_cut_change_nothing() -> None:
     late = tampered["date"] > cut
     tampered.loc[late, "value"] = np.resize(_sawtooth(80, 20.0, 1.0, 35.0, 0.5), late.sum())
     dates = _after(history[history["date"] <= cut], 60)
-    clean = RobustTrendModel(horizon_days=60).fit(history[history["date"] <= cut])
-    dirty = RobustTrendModel(horizon_days=60).fit(tampered[tampered["date"] <= cut])
+    clean = _fit(history[history["date"] <= cut], 60)
+    dirty = _fit(tampered[tampered["date"] <= cut], 60)
     assert clean.configs_ == dirty.configs_
     pd.testing.assert_frame_equal(clean.predict(dates), dirty.predict(dates))
 
 
 def test_round_trip_keeps_the_learned_cleanup_level() -> None:
     history = _cleanup_fleet(370)
-    model = RobustTrendModel(horizon_days=60).fit(history)
+    model = _fit(history, 60)
     dates = _after(history, 60)
-    loaded = RobustTrendModel.from_bytes(model.to_bytes())
+    loaded = load_model(save_model(model), name="robust_trend")
     pd.testing.assert_frame_equal(model.predict(dates), loaded.predict(dates))
     np.testing.assert_array_equal(
         loaded.states_["disk_p95"][2].peak, model.states_["disk_p95"][2].peak

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.vocabulary import SERIES_KEY
+
 SEASON_DAYS = 7
 MAPE_FLOOR = 1.0  # percent utilisation
 SCALE_FLOOR = 0.05  # percent points: a flat series must not make MASE explode
-SERIES_KEYS = ["server_id", "metric"]
 
 
 def mae(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -65,13 +66,13 @@ def seasonal_naive_scale(history: pd.DataFrame, season: int = SEASON_DAYS) -> pd
     apart are absent from the result (callers fall back to ``SCALE_FLOOR``). The result is
     floored at ``SCALE_FLOOR``.
     """
-    frame = history[[*SERIES_KEYS, "date", "value"]]
+    frame = history[[*SERIES_KEY, "date", "value"]]
     earlier = frame.assign(date=frame["date"] + pd.Timedelta(days=season)).rename(
         columns={"value": "earlier"}
     )
-    paired = frame.merge(earlier, on=[*SERIES_KEYS, "date"], how="inner")
+    paired = frame.merge(earlier, on=[*SERIES_KEY, "date"], how="inner")
     scale = (
-        (paired["value"] - paired["earlier"]).abs().groupby([paired[k] for k in SERIES_KEYS]).mean()
+        (paired["value"] - paired["earlier"]).abs().groupby([paired[k] for k in SERIES_KEY]).mean()
     )
     return scale.clip(lower=SCALE_FLOOR).rename("scale")
 

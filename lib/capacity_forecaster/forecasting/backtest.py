@@ -1,18 +1,18 @@
-"""Rolling-origin backtest, accuracy tables and the champion model per series.
+"""Rolling-origin backtest: every model fitted at several origins, scored on the days after.
 
-Each origin cuts the history: models are fitted on the days up to and including the origin and
-forecast the next ``horizon_days``, which they have not seen; the latest origin's window ends
-on the last day of history. Actuals are the cleaned values on days that were observed (days
-the ETL imputed are not scored). Every model, the seasonal-naive baseline included, sees the
-same origins and series.
-
-The champion is chosen per metric (the model with the lowest mean backtest MASE over that
-metric's series; see ``choose_champions`` for why not per series); its *reported* accuracy is
-honest too: for each origin the champion is chosen on the other origins only.
+Each origin cuts the history: models are fitted on the days up to and including the origin for
+the ``horizon_days`` the caller gives, and forecast the next ``horizon_days``, which they have
+not seen; the latest origin's window ends on the last day of history. Actuals are the cleaned
+values on days that were observed (days the ETL imputed are not scored). Every model, the
+seasonal-naive baseline included, sees the same origins and series.
 
 The models that do not fit the yearly cycle are also fitted 52 weeks before each origin and
 before the last day (``run_season_backtest``): those rows calibrate their intervals, for the
-season they forecast (``models.intervals``).
+season they forecast (``forecasting.intervals``).
+
+``run`` is the whole of stage 04's backtest in one call (origins, backtest, its check, the
+season rows, scores, champions, the report and the forecast's interval calibration), with
+the horizon as its argument, as statsforecast's ``cross_validation(h=...)`` takes it.
 """
 
 from __future__ import annotations
@@ -20,22 +20,77 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core import calendar, scoring
 from capacity_forecaster.core.errors import StageCheckError
-from capacity_forecaster.core.jsonable import records
+from capacity_forecaster.core.vocabulary import SERIES_KEY
 from capacity_forecaster.forecasting import intervals as conformal
+from capacity_forecaster.forecasting.evaluation import MIN_TRAIN_DAYS, evaluate
 from capacity_forecaster.forecasting.models import SEASON_CALIBRATED, ForecastModel
 
 logger = logging.getLogger(__name__)
 
-BASELINE = "seasonal_naive"
-MIN_TRAIN_DAYS = 56  # a series needs this much history at an origin to be forecast there
-FLAT_STD = 0.05  # percent points: a series this flat is left to the baseline
-SERIES = ["server_id", "metric"]
+Factories = dict[str, Callable[[], ForecastModel]]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Everything stage 04 learns from its backtest (``run``)."""
+
+    horizon_days: int  # days ahead every model was fitted for and scored on
+    origins: list[pd.Timestamp]  # oldest first
+    results: pd.DataFrame  # rows of ``run_backtest``
+    season: pd.DataFrame  # rows of ``run_season_backtest`` (none when no model qualifies)
+    fit_seconds: dict[str, float]  # per model, over all origins
+    report: dict[str, Any]  # the models/metrics.json content (``evaluation.evaluate``)
+    series_scores: pd.DataFrame  # accuracy per model x series, the champion's included
+    champions: pd.DataFrame  # the champion per series, with the reason
+    calibration: pd.DataFrame  # the interval calibration of the forecast from the last day
+
+
+def run(
+    history: pd.DataFrame,
+    servers: pd.DataFrame,
+    factories: Factories,
+    *,
+    horizon_days: int,
+    n_origins: int,
+    step_days: int,
+    interval: float,
+) -> BacktestResult:
+    """Backtest every model of ``factories`` at ``n_origins`` origins ``step_days`` apart, each
+    fitted for and scored on ``horizon_days``; check the rows, score them, choose champions and
+    calibrate the forecast's intervals at level ``interval``.
+
+    ``history`` is long (server_id, metric, date, value, is_imputed), ``servers`` the fleet's
+    metadata. Raises StageCheckError when the history is too short or a model fails to
+    forecast every origin inside 0-100.
+    """
+    enabled = list(factories)
+    last_day = pd.Timestamp(history["date"].max())
+    origins = backtest_origins(last_day, horizon_days, n_origins, step_days)
+    results, seconds = run_backtest(history, servers, factories, origins, horizon_days=horizon_days)
+    check_backtest(results, enabled, len(origins))
+    season = run_season_backtest(history, servers, factories, origins, horizon_days=horizon_days)
+    report, series_scores, champions = evaluate(
+        results, history, enabled, interval, origins, seconds, season, horizon_days=horizon_days
+    )
+    return BacktestResult(
+        horizon_days=horizon_days,
+        origins=origins,
+        results=results,
+        season=season,
+        fit_seconds=seconds,
+        report=report,
+        series_scores=series_scores,
+        champions=champions,
+        calibration=conformal.forecast_calibration(results, interval, season, last_day),
+    )
 
 
 def backtest_origins(
@@ -74,11 +129,13 @@ def check_history_length(
 def run_backtest(
     history: pd.DataFrame,
     servers: pd.DataFrame,
-    factories: dict[str, Callable[[], ForecastModel]],
+    factories: Factories,
     origins: list[pd.Timestamp],
+    *,
     horizon_days: int,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Fit every model at every origin and score it on the following ``horizon_days``.
+    """Fit every model at every origin for ``horizon_days`` and score it on the following
+    ``horizon_days``.
 
     ``history`` is long (server_id, metric, date, value, is_imputed). Returns the backtest rows
     (model, origin, server_id, metric, date, horizon, yhat, actual, scale) and fit seconds per
@@ -90,19 +147,20 @@ def run_backtest(
     parts = []
     for origin in origins:
         train = history[history["date"] <= origin]
-        span = train.groupby(SERIES)["date"].agg(["min", "max"])
+        span = train.groupby(list(SERIES_KEY))["date"].agg(["min", "max"])
         eligible = span[(span["max"] - span["min"]).dt.days + 1 >= MIN_TRAIN_DAYS].index
-        train = train.set_index(SERIES).loc[eligible].reset_index()
+        train = train.set_index(list(SERIES_KEY)).loc[eligible].reset_index()
         dates = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon_days, freq="D")
         actual = observed[(observed["date"] > origin) & (observed["date"] <= dates[-1])]
-        actual = actual[[*SERIES, "date", "value"]].rename(columns={"value": "actual"})
+        actual = actual[[*SERIES_KEY, "date", "value"]].rename(columns={"value": "actual"})
         scale = scoring.seasonal_naive_scale(train).reset_index()
         for name, make in factories.items():
             started = time.perf_counter()
-            predicted = make().fit(train, servers).predict(dates)
+            model = make().fit(train, servers, horizon_days=horizon_days)
+            predicted = model.predict(dates)
             seconds[name] += time.perf_counter() - started
-            rows = predicted.merge(actual, on=[*SERIES, "date"], how="inner").merge(
-                scale, on=SERIES, how="left"
+            rows = predicted.merge(actual, on=[*SERIES_KEY, "date"], how="inner").merge(
+                scale, on=list(SERIES_KEY), how="left"
             )
             rows.insert(0, "model", name)
             rows.insert(1, "origin", origin)
@@ -134,8 +192,9 @@ def season_origins(
 def run_season_backtest(
     history: pd.DataFrame,
     servers: pd.DataFrame,
-    factories: dict[str, Callable[[], ForecastModel]],
+    factories: Factories,
     origins: list[pd.Timestamp],
+    *,
     horizon_days: int,
 ) -> pd.DataFrame:
     """Backtest rows that calibrate the intervals of the models in ``SEASON_CALIBRATED``.
@@ -153,9 +212,11 @@ def run_season_backtest(
     a metric to score; the reason is logged. Returns the ``run_backtest`` columns plus
     ``for_origin``, with no rows when no model qualifies.
     """
-    chosen = {name: make for name, make in factories.items() if name in SEASON_CALIBRATED}
+    chosen: Factories = {
+        name: make for name, make in factories.items() if name in SEASON_CALIBRATED
+    }
     empty = pd.DataFrame(
-        columns=["model", "origin", *SERIES, "date", "yhat", "actual", "scale", "horizon"]
+        columns=["model", "origin", *SERIES_KEY, "date", "yhat", "actual", "scale", "horizon"]
     ).assign(for_origin=pd.Series(dtype="datetime64[ns]"))
     if not chosen:
         return empty
@@ -169,17 +230,27 @@ def run_season_backtest(
             need,
         )
         return empty
-    rows, _ = run_backtest(history, servers, chosen, sorted(mapping.values()), horizon_days)
+    rows, _ = run_backtest(
+        history, servers, chosen, sorted(mapping.values()), horizon_days=horizon_days
+    )
     rows["for_origin"] = rows["origin"].map({season: target for target, season in mapping.items()})
+    incomplete = _incomplete_models(rows, list(chosen), list(mapping), history["metric"].unique())
+    return rows[~rows["model"].isin(incomplete)].reset_index(drop=True)
+
+
+def _incomplete_models(
+    rows: pd.DataFrame, models: list[str], targets: list[pd.Timestamp], metrics: np.ndarray
+) -> list[str]:
+    """The models of season ``rows`` without a scored series of every metric for every target
+    origin (``for_origin``); logs the first gap."""
     scored = set(
         rows[["model", "for_origin", "metric"]].drop_duplicates().itertuples(index=False, name=None)
     )
-    metric_names = history["metric"].unique()
     gaps = sorted(
         (name, target, metric)
-        for name in chosen
-        for target in mapping
-        for metric in metric_names
+        for name in models
+        for target in targets
+        for metric in metrics
         if (name, target, metric) not in scored
     )
     incomplete = sorted({name for name, _, _ in gaps})
@@ -193,158 +264,7 @@ def run_season_backtest(
             metric,
             len(gaps),
         )
-    return rows[~rows["model"].isin(incomplete)].reset_index(drop=True)
-
-
-def score_series(backtest: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy per model x series (over all origins): mae, rmse, mape, smape, mase, coverage."""
-    return scoring.score(backtest, ["model", *SERIES])
-
-
-def summarise(series_scores: pd.DataFrame) -> pd.DataFrame:
-    """Fleet accuracy per model (and per model x metric): means of per-series figures."""
-    baseline = series_scores[series_scores["model"] == BASELINE].set_index(SERIES)["mase"]
-    joined = series_scores.join(baseline.rename("baseline_mase"), on=SERIES)
-    joined["beats_baseline"] = joined["mase"] < joined["baseline_mase"]
-    aggregations = {
-        "series": ("mase", "size"),
-        "mae": ("mae", "mean"),
-        "rmse": ("rmse", "mean"),
-        "mape": ("mape", "mean"),
-        "smape": ("smape", "mean"),
-        "mase": ("mase", "mean"),
-        "mase_median": ("mase", "median"),
-        "beats_baseline_share": ("beats_baseline", "mean"),
-    }
-    if "coverage" in joined:
-        aggregations["coverage"] = ("coverage", "mean")
-        aggregations["interval_width"] = ("interval_width", "mean")
-    by_model = joined.groupby("model").agg(**aggregations).reset_index()
-    by_metric = joined.groupby(["model", "metric"]).agg(**aggregations).reset_index()
-    return pd.concat([by_model.assign(metric="all"), by_metric], ignore_index=True)
-
-
-def choose_champions(
-    series_scores: pd.DataFrame, history: pd.DataFrame, enabled: list[str]
-) -> pd.DataFrame:
-    """The champion per series, with the reason; the baseline where a series cannot be modelled.
-
-    The champion is chosen **per metric**: the enabled model with the lowest mean backtest MASE
-    over that metric's series. Choosing per series from a few overlapping origins chases
-    noise: on two 100-server synthetic fleets with a 90-day holdout the per-series choice lost
-    to the per-metric one (mean MASE 1.62 against 1.36 and 2.89 against 2.88; beating the
-    baseline on 78 % of series against 90 %, and 81 % against 82 %). Series too short or too
-    flat to model keep the baseline, with the reason.
-
-    Returns server_id, metric, champion, reason, champion_mase, baseline_mase.
-    """
-    scored = series_scores[series_scores["model"].isin(enabled)]
-    by_metric = scored.groupby(["metric", "model"])["mase"].mean()
-    stats = history.groupby(SERIES)["value"].agg(days="size", std="std").reset_index()
-    table = scored.pivot_table(index=SERIES, columns="model", values="mase").reindex(
-        columns=enabled
-    )
-    table = stats.merge(table.reset_index(), on=SERIES, how="left")
-    rows = []
-    for record in table.to_dict("records"):
-        metric = record["metric"]
-        fleet = by_metric.get(metric, pd.Series(dtype=float)).sort_values()
-        series_mase = {m: record.get(m) for m in enabled if pd.notna(record.get(m))}
-        if record["days"] < MIN_TRAIN_DAYS:
-            champion, reason = (
-                BASELINE,
-                f"history of {record['days']} days is under the {MIN_TRAIN_DAYS} models need",
-            )
-        elif not (record["std"] >= FLAT_STD):
-            champion, reason = (
-                BASELINE,
-                f"flat series (std {record['std']:.3f} points): nothing to model",
-            )
-        elif not series_mase or fleet.empty:
-            champion, reason = (
-                BASELINE,
-                "not scored in the backtest (too little history at every origin)",
-            )
-        else:
-            # The fleet's best model for the metric among those scored on this series.
-            ranked = fleet[fleet.index.isin(list(series_mase))]
-            champion = str(ranked.index[0])
-            others = ", ".join(f"{m} {v:.2f}" for m, v in ranked.iloc[1:].items())
-            reason = (
-                f"lowest mean backtest MASE on {metric} across the fleet: {champion} {ranked.iloc[0]:.2f}"
-                + (f" (vs {others})" if others else "")
-            )
-        rows.append(
-            {
-                "server_id": record["server_id"],
-                "metric": metric,
-                "champion": champion,
-                "reason": reason,
-                "champion_mase": series_mase.get(champion, np.nan),
-                "baseline_mase": series_mase.get(BASELINE, np.nan),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def honest_champion_rows(
-    backtest: pd.DataFrame, history: pd.DataFrame, enabled: list[str]
-) -> pd.DataFrame:
-    """Backtest rows of the champion, chosen for each origin by ``choose_champions`` on the
-    *other* origins only (the same rules, fallbacks included, as the real choice)."""
-    parts = []
-    for origin in sorted(backtest["origin"].unique()):
-        others = backtest[backtest["origin"] != origin]
-        picked = choose_champions(score_series(others), history, enabled)[[*SERIES, "champion"]]
-        held = backtest[backtest["origin"] == origin].merge(picked, on=SERIES, how="left")
-        held["champion"] = held["champion"].fillna(BASELINE)
-        parts.append(held[held["model"] == held["champion"]].drop(columns="champion"))
-    return pd.concat(parts, ignore_index=True).assign(model="champion")
-
-
-def evaluate(
-    backtest: pd.DataFrame,
-    history: pd.DataFrame,
-    enabled: list[str],
-    level: float,
-    origins: list[pd.Timestamp],
-    seconds: dict[str, float],
-    season: pd.DataFrame | None = None,
-) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Score the backtest and choose champions; ``season`` (from ``run_season_backtest``)
-    calibrates the intervals of the models it has rows for.
-
-    Returns the models/metrics.json content, the per-series scores (every model and the
-    honestly chosen champion, with measured interval coverage) and the champion table.
-    """
-    with_intervals = conformal.cross_validate(backtest, level, season)
-    champion_rows = honest_champion_rows(with_intervals, history, enabled)
-    series_scores = score_series(pd.concat([with_intervals, champion_rows], ignore_index=True))
-    champions = choose_champions(
-        series_scores[series_scores["model"] != "champion"], history, enabled
-    )
-    summary = summarise(series_scores)
-    horizon_days = int(backtest["horizon"].max())
-    n_series = backtest.groupby(SERIES).ngroups
-    report = {
-        "interval_level": level,
-        "horizon_days": horizon_days,
-        "origins": [o.date().isoformat() for o in origins],
-        "series": n_series,
-        "method": {
-            "mase": "mean over series of MAE / in-sample weekly seasonal-naive MAE",
-            "coverage": "share of actuals inside conformal intervals calibrated, for each origin, as interval_calibration says",
-            "champion": "per metric, lowest mean backtest MASE over its series (baseline for short or flat series); the reported champion row picks it on the other origins",
-        },
-        "interval_calibration": conformal.describe_sources(enabled, season),
-        "fit_seconds_per_series": {
-            m: round(s / max(1, n_series * len(origins)), 4) for m, s in seconds.items()
-        },
-        "models": records(summary[summary["metric"] == "all"].drop(columns="metric").round(4)),
-        "models_by_metric": records(summary[summary["metric"] != "all"].round(4)),
-        "champions": champions["champion"].value_counts().to_dict(),
-    }
-    return report, series_scores, champions
+    return incomplete
 
 
 def check_backtest(backtest: pd.DataFrame, enabled: list[str], n_origins: int) -> None:

@@ -112,7 +112,9 @@ def _every_bucket(calibration: pd.DataFrame) -> pd.DataFrame:
         full = table.set_index("bucket")[["q_lower", "q_upper"]].reindex(
             range(int(table["bucket"].max()) + 1)
         )
-        parts.append(full.ffill().bfill().reset_index().assign(model=model, metric=metric))
+        parts.append(
+            full.ffill().bfill().reset_index().assign(model=str(model), metric=str(metric))
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -167,7 +169,7 @@ def _calibration(
     seasonal = _season_models(season)
     others = origins_rows[~origins_rows["model"].isin(seasonal)]
     parts = [calibrate(others, level)] if len(others) or not seasonal else []
-    if seasonal:
+    if season is not None and seasonal:
         target = pd.Timestamp(target)
         marked = season[season["for_origin"] == target]
         missing = seasonal - set(marked["model"].unique())

@@ -4,44 +4,42 @@ value of the same weekday. Always trained and reported; every other model is jud
 
 from __future__ import annotations
 
-import io
 import logging
-from typing import Self
+from typing import Any, Self
 
-import joblib
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.forecasting.models import PREDICTION_COLUMNS
+from capacity_forecaster.core.vocabulary import BASELINE_MODEL, SERIES_KEY
+from capacity_forecaster.forecasting.models.base import PREDICTION_COLUMNS, ForecastModel
 
 logger = logging.getLogger(__name__)
 
 SEASON_DAYS = 7
 
 
-class SeasonalNaiveModel:
+class SeasonalNaiveModel(ForecastModel):
     """Repeat last week: yhat(date) = the latest observed value on the same weekday."""
 
-    name = "seasonal_naive"
+    name = BASELINE_MODEL
 
     def __init__(self, lookback_days: int = 28) -> None:
+        super().__init__()
         self.lookback_days = lookback_days
         self.profile_: pd.DataFrame | None = None
 
-    def fit(self, history: pd.DataFrame, servers: pd.DataFrame | None = None) -> Self:
-        """Keep, per series and weekday, the latest value within the last ``lookback_days``."""
-        frame = history[["server_id", "metric", "date", "value"]].dropna(subset=["value"])
-        last = frame.groupby(["server_id", "metric"])["date"].transform("max")
+    def _fit(self, history: pd.DataFrame, servers: pd.DataFrame, horizon_days: int) -> None:
+        """Keep, per series and weekday, the latest value within the last ``lookback_days``
+        (the same whatever the horizon)."""
+        frame = history[[*SERIES_KEY, "date", "value"]].dropna(subset=["value"])
+        last = frame.groupby(list(SERIES_KEY))["date"].transform("max")
         recent = frame[frame["date"] > last - pd.Timedelta(days=self.lookback_days)]
         recent = recent.assign(weekday=recent["date"].dt.day_of_week).sort_values("date")
-        by_weekday = (
-            recent.groupby(["server_id", "metric", "weekday"])["value"].last().unstack("weekday")
-        )
+        by_weekday = recent.groupby([*SERIES_KEY, "weekday"])["value"].last().unstack("weekday")
         by_weekday = by_weekday.reindex(columns=range(SEASON_DAYS))
         # A weekday never seen recently (a gap) repeats the series' last value instead.
-        latest = recent.groupby(["server_id", "metric"])["value"].last()
+        latest = recent.groupby(list(SERIES_KEY))["value"].last()
         self.profile_ = by_weekday.apply(lambda column: column.fillna(latest))
-        return self
 
     def predict(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
         if self.profile_ is None:
@@ -54,14 +52,11 @@ class SeasonalNaiveModel:
         result["yhat"] = np.clip(values.reshape(-1), 0.0, 100.0)
         return result[PREDICTION_COLUMNS]
 
-    def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        joblib.dump({"lookback_days": self.lookback_days, "profile": self.profile_}, buffer)
-        return buffer.getvalue()
+    def to_state(self) -> dict[str, Any]:
+        return {"lookback_days": self.lookback_days, "profile": self.profile_}
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        state = joblib.load(io.BytesIO(data))
+    def from_state(cls, state: dict[str, Any]) -> Self:
         model = cls(lookback_days=state["lookback_days"])
         model.profile_ = state["profile"]
         return model

@@ -29,20 +29,19 @@ state is kept (level, slope, profile, cleanup peak and ratio per series): saving
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core.scoring import SCALE_FLOOR
-from capacity_forecaster.forecasting.models import PREDICTION_COLUMNS
+from capacity_forecaster.core.vocabulary import SERIES_KEY
+from capacity_forecaster.forecasting.models.base import PREDICTION_COLUMNS, ForecastModel
 
 logger = logging.getLogger(__name__)
 
@@ -219,24 +218,43 @@ def _with_cleanups(state: _State, peak: np.ndarray, ratio: np.ndarray) -> _State
 def _forecast(state: _State, horizons: np.ndarray, weekdays: np.ndarray, phi: float) -> np.ndarray:
     """[len(horizons), n] clipped forecasts."""
     trend = state.level[None, :] + _damped_steps(horizons, phi)[:, None] * state.slope[None, :]
-    cleaned = np.flatnonzero(np.isfinite(state.peak)) if state.peak is not None else []
-    if len(cleaned) and len(horizons):
-        # Walk the damped path day by day and cut it by the ratio each time it passes the peak.
-        # The cuts add up as an offset on the closed form, so a path that never reaches its
-        # peak, like every series without a cleanup level, is exactly the closed form above.
-        steps = np.arange(1, int(np.max(horizons)) + 1)
-        path = (
-            state.level[cleaned][None, :]
-            + _damped_steps(steps, phi)[:, None] * state.slope[cleaned][None, :]
-        )
-        peak, ratio = state.peak[cleaned], state.ratio[cleaned]
-        offset = np.zeros(len(cleaned))
-        for k in range(len(steps)):
-            x = path[k] - offset
-            offset = np.where(x > peak, offset + x * (1 - ratio), offset)
-            path[k] -= offset
-        trend[:, cleaned] = path[np.asarray(horizons, dtype=int) - 1]
+    if state.peak is not None and state.ratio is not None and len(horizons):
+        cleaned = np.flatnonzero(np.isfinite(state.peak))
+        if len(cleaned):
+            trend[:, cleaned] = _cut_paths(
+                state.level[cleaned],
+                state.slope[cleaned],
+                state.peak[cleaned],
+                state.ratio[cleaned],
+                horizons,
+                phi,
+            )
     return np.clip(trend + state.profile[weekdays], 0.0, 100.0)
+
+
+def _cut_paths(
+    level: np.ndarray,
+    slope: np.ndarray,
+    peak: np.ndarray,
+    ratio: np.ndarray,
+    horizons: np.ndarray,
+    phi: float,
+) -> np.ndarray:
+    """[len(horizons), n] damped paths of series with a cleanup level, cut by their ratio each
+    time they pass their peak.
+
+    The path is walked day by day. The cuts add up as an offset on the closed form, so a path
+    that never reaches its peak, like every series without a cleanup level, is exactly the
+    closed form of ``_forecast``.
+    """
+    steps = np.arange(1, int(np.max(horizons)) + 1)
+    path = level[None, :] + _damped_steps(steps, phi)[:, None] * slope[None, :]
+    offset = np.zeros(len(level))
+    for k in range(len(steps)):
+        x = path[k] - offset
+        offset = np.where(x > peak, offset + x * (1 - ratio), offset)
+        path[k] -= offset
+    return path[np.asarray(horizons, dtype=int) - 1]
 
 
 def _seasonal_naive_scale(y: np.ndarray) -> np.ndarray:
@@ -291,29 +309,29 @@ def select_config(
     return min(scores, key=scores.__getitem__), scores
 
 
-class RobustTrendModel:
+class RobustTrendModel(ForecastModel):
     """Robust damped trend plus weekly profile per series (see the module docstring)."""
 
     name = "robust_trend"
 
-    def __init__(self, *, horizon_days: int = 120) -> None:
-        self.horizon_days = horizon_days
+    def __init__(self) -> None:
+        super().__init__()
         self.configs_: dict[str, Config] = {}
         self.states_: dict[str, tuple[np.ndarray, pd.Timestamp, _State]] = {}
 
-    def fit(self, history: pd.DataFrame, servers: pd.DataFrame | None = None) -> Self:
-        """Per metric: select the config on inner origins, then keep each series' final state."""
-        frame = history[["server_id", "metric", "date", "value"]].dropna(subset=["value"])
+    def _fit(self, history: pd.DataFrame, servers: pd.DataFrame, horizon_days: int) -> None:
+        """Per metric: select the config on inner origins scored up to ``horizon_days`` ahead
+        (at most ``SELECTION_HORIZON``), then keep each series' final state."""
+        frame = history[[*SERIES_KEY, "date", "value"]].dropna(subset=["value"])
         self.configs_, self.states_ = {}, {}
         for metric, series in frame.groupby("metric", sort=True):
             started = time.perf_counter()
             dates, server_ids, y = _grid(series)
             weekday = dates.day_of_week.to_numpy()
-            config, scores = select_config(y, weekday, self.horizon_days)
+            config, scores = select_config(y, weekday, horizon_days)
             level_days, slope_days, phi, cleanups = config
             state = _state(y, weekday, level_days, slope_days, phi)
             learned = _with_cleanups(state, *_cleanups(y))
-            n_learned = int(np.isfinite(learned.peak).sum())
             if cleanups:
                 state = learned
             self.configs_[str(metric)] = config
@@ -326,12 +344,11 @@ class RobustTrendModel:
                 level_days,
                 slope_days,
                 phi,
-                n_learned,
+                int(np.isfinite(learned.peak).sum()) if learned.peak is not None else 0,
                 "used" if cleanups else "not used: no better on inner origins",
                 f"{scores[config]:.3f}" if scores else "n/a: short history, default",
                 time.perf_counter() - started,
             )
-        return self
 
     def predict(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
         """Forecast the given days after each metric's last history day."""
@@ -358,33 +375,23 @@ class RobustTrendModel:
                 )
             )
         result = pd.concat(frames, ignore_index=True)
-        return result.sort_values(["server_id", "metric", "date"], ignore_index=True)[
-            PREDICTION_COLUMNS
-        ]
+        return result.sort_values([*SERIES_KEY, "date"], ignore_index=True)[PREDICTION_COLUMNS]
 
-    def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        joblib.dump(
-            {
-                "horizon_days": self.horizon_days,
-                "configs": self.configs_,
-                "states": {
-                    metric: (ids, last, vars(state))
-                    for metric, (ids, last, state) in self.states_.items()
-                },
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "configs": self.configs_,
+            "states": {
+                metric: (ids, last, vars(state))
+                for metric, (ids, last, state) in self.states_.items()
             },
-            buffer,
-            compress=3,
-        )
-        return buffer.getvalue()
+        }
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Self:
-        saved = joblib.load(io.BytesIO(data))
-        model = cls(horizon_days=saved["horizon_days"])
-        model.configs_ = saved["configs"]
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        model = cls()
+        model.configs_ = state["configs"]
         model.states_ = {
-            metric: (ids, last, _State(**state))
-            for metric, (ids, last, state) in saved["states"].items()
+            metric: (ids, last, _State(**fields))
+            for metric, (ids, last, fields) in state["states"].items()
         }
         return model
