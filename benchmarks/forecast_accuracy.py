@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from typing import Any
 
 import pandas as pd
 import peers  # benchmarks/peers.py, beside this script
@@ -83,6 +84,24 @@ def main() -> None:
         print_across_holdouts(scores, interval)
     if args.per_series:
         scores.to_csv(args.per_series, index=False)
+
+
+def forecast_holdout(
+    factories: dict[str, Any],
+    train: pd.DataFrame,
+    servers: pd.DataFrame,
+    dates: pd.DatetimeIndex,
+    n_series: int,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Every model fitted on ``train`` for the holdout's length and its forecast of ``dates``,
+    with each model's fit-and-predict seconds per series."""
+    parts, fit_seconds = [], {}
+    for name, make in factories.items():
+        started = time.perf_counter()
+        predicted = make().fit(train, servers, horizon_days=len(dates)).predict(dates)
+        fit_seconds[name] = (time.perf_counter() - started) / n_series
+        parts.append(predicted.assign(model=name))
+    return pd.concat(parts, ignore_index=True), fit_seconds
 
 
 def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFrame, float]:
@@ -149,13 +168,8 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
     # Fit on everything before the holdout, forecast it, score it.
     dates = pd.date_range(cut + pd.Timedelta(days=1), periods=args.holdout, freq="D")
     scale = scoring.seasonal_naive_scale(train).reset_index()
-    parts, fit_seconds = [], {}
-    for name, make in factories.items():
-        started = time.perf_counter()
-        predicted = make().fit(train, servers, horizon_days=args.holdout).predict(dates)
-        fit_seconds[name] = (time.perf_counter() - started) / n_series
-        parts.append(predicted.assign(model=name))
-    forecasts = pd.concat(parts, ignore_index=True).merge(scale, on=SERIES, how="left")
+    forecasts, fit_seconds = forecast_holdout(factories, train, servers, dates, n_series)
+    forecasts = forecasts.merge(scale, on=SERIES, how="left")
     forecasts["horizon"] = (forecasts["date"] - cut).dt.days
     forecasts = intervals.apply(forecasts, calibration)
     if args.peers:
@@ -178,24 +192,7 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
     baseline = per_series[per_series["model"] == "seasonal_naive"].set_index(SERIES)["mase"]
     per_series = per_series.join(baseline.rename("baseline"), on=SERIES)
 
-    reported_coverage = {row["model"]: row["coverage"] for row in report["models"]}
-    rows = []
-    for name, group in per_series.groupby("model"):
-        rows.append(
-            {
-                "model": name,
-                "fit_s_per_series": round(fit_seconds.get(name, float("nan")), 4),
-                "mase_mean": group["mase"].mean(),
-                "mase_median": group["mase"].median(),
-                "smape": group["smape"].mean(),
-                "coverage": group["coverage"].mean(),
-                # What stage 04 would report: coverage measured on the backtest origins.
-                "coverage_backtest": reported_coverage.get(name, float("nan")),
-                "beats_baseline": (group["mase"] < group["baseline"]).mean(),
-            }
-        )
-    table = pd.DataFrame(rows).set_index("model").sort_values("mase_mean")
-    table["mase_vs_naive"] = table["mase_mean"] / table.loc[BASELINE_MODEL, "mase_mean"]
+    table = holdout_table(per_series, fit_seconds, report)
     print(f"\nholdout accuracy (interval level {params.models.interval:.0%}):")
     print(table.round(3).to_string())
     by_metric = per_series.pivot_table(
@@ -216,6 +213,31 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
     return per_series.assign(
         holdout=f"{(cut + pd.Timedelta(days=1)).date()}..{last.date()}"
     ), params.models.interval
+
+
+def holdout_table(
+    per_series: pd.DataFrame, fit_seconds: dict[str, float], report: dict[str, Any]
+) -> pd.DataFrame:
+    """One row per model: holdout MASE, sMAPE, coverage (and the backtest's), seconds per series."""
+    reported_coverage = {row["model"]: row["coverage"] for row in report["models"]}
+    rows = []
+    for name, group in per_series.groupby("model"):
+        rows.append(
+            {
+                "model": name,
+                "fit_s_per_series": round(fit_seconds.get(name, float("nan")), 4),
+                "mase_mean": group["mase"].mean(),
+                "mase_median": group["mase"].median(),
+                "smape": group["smape"].mean(),
+                "coverage": group["coverage"].mean(),
+                # What stage 04 would report: coverage measured on the backtest origins.
+                "coverage_backtest": reported_coverage.get(name, float("nan")),
+                "beats_baseline": (group["mase"] < group["baseline"]).mean(),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("model").sort_values("mase_mean")
+    table["mase_vs_naive"] = table["mase_mean"] / table.loc[BASELINE_MODEL, "mase_mean"]
+    return table
 
 
 def holdout_drops(train: pd.DataFrame, holdout: pd.DataFrame) -> pd.Series:

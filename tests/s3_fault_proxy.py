@@ -67,74 +67,81 @@ class FaultProxy:
             self.requests.append((method, path, status))
 
 
+class _Handler(BaseHTTPRequestHandler):
+    proxy: FaultProxy  # set on the subclass _handler makes for one proxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # keep pytest output clean
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        body = self._body()
+        rule = self.proxy.take_fault(self.command, self.path)
+        if rule is None:
+            self._forward(body)
+            return
+        self.proxy.record(self.command, self.path, rule.status)
+        if rule.status == 0:
+            self.close_connection = True
+            self.connection.close()
+            return
+        self._send_error(rule.status)
+
+    def _send_error(self, status: int) -> None:
+        code = _ERROR_CODES.get(status, "ServiceUnavailable")
+        payload = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message>"
+            "<RequestId>fault</RequestId></Error>"
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _forward(self, body: bytes) -> None:
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
+        headers["Content-Length"] = str(len(body))
+        upstream = urlsplit(self.proxy.upstream)
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+        try:
+            connection.request(self.command, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            self.proxy.record(self.command, self.path, response.status)
+            self.send_response(response.status)
+            for key, value in response.getheaders():
+                if key.lower() not in ("transfer-encoding", "content-length", "connection"):
+                    self.send_header(key, value)
+            # A HEAD response has no body but tells the object's size: pass it on.
+            length = response.getheader("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+        finally:
+            connection.close()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
+
+
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    upstream = urlsplit(proxy.upstream)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # keep pytest output clean
-
-        def _body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-        def _handle(self) -> None:
-            body = self._body()
-            rule = proxy.take_fault(self.command, self.path)
-            if rule is not None:
-                proxy.record(self.command, self.path, rule.status)
-                if rule.status == 0:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                code = _ERROR_CODES.get(rule.status, "ServiceUnavailable")
-                payload = (
-                    '<?xml version="1.0" encoding="UTF-8"?>'
-                    f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message>"
-                    "<RequestId>fault</RequestId></Error>"
-                ).encode()
-                self.send_response(rule.status)
-                self.send_header("Content-Type", "application/xml")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-                return
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "transfer-encoding"}
-            headers["Content-Length"] = str(len(body))
-            connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
-            try:
-                connection.request(self.command, self.path, body=body, headers=headers)
-                response = connection.getresponse()
-                payload = response.read()
-                proxy.record(self.command, self.path, response.status)
-                self.send_response(response.status)
-                for key, value in response.getheaders():
-                    if key.lower() not in ("transfer-encoding", "content-length", "connection"):
-                        self.send_header(key, value)
-                # A HEAD response has no body but tells the object's size: pass it on.
-                length = response.getheader("Content-Length") if self.command == "HEAD" else None
-                self.send_header("Content-Length", length or str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-            finally:
-                connection.close()
-
-        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
-
-    return Handler
+    return type("Handler", (_Handler,), {"proxy": proxy})
 
 
 def start_proxy(upstream: str) -> tuple[FaultProxy, ThreadingHTTPServer]:

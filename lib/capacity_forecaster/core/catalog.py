@@ -68,6 +68,11 @@ class Product:
             )
         return self.key.format(name=name)
 
+    @property
+    def folder(self) -> str:
+        """The folder the product (or family) lives in, as a key prefix: ``reports/plots/``."""
+        return self.key.rsplit("/", 1)[0] + "/" if "/" in self.key else ""
+
     def where(self) -> str:
         return f"{self.key} (written by {self.writer})"
 

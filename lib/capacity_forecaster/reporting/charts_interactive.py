@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 import plotly.offline
 from plotly.subplots import make_subplots
 
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.vocabulary import BASELINE_MODEL, RISK_LEVELS
 from capacity_forecaster.reporting.chart_data import (
@@ -58,7 +59,7 @@ from capacity_forecaster.reporting.text import format_number, plotly_safe
 
 logger = logging.getLogger(__name__)
 
-PLOTLY_JS_NAME = "plotly.min.js"  # the one plotly.js every page loads, next to the pages
+PLOTLY_JS_NAME = catalog.PLOTLY_JS.key.rsplit("/", 1)[-1]  # the one plotly.js every page loads
 NOT_AVAILABLE = "n/a"  # a missing number in titles and hovers
 TRACES_PER_SERIES = 5  # history, interval lower, interval upper (filled), forecast, threshold
 _SCRIPT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*\.js")
