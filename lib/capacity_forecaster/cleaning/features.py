@@ -20,6 +20,7 @@ from capacity_forecaster.cleaning.calendar_features import CALENDAR_COLUMNS, add
 from capacity_forecaster.cleaning.clean import VALUE_COLUMNS, clean_series
 from capacity_forecaster.cleaning.grid import KEY_COLUMNS, to_long
 from capacity_forecaster.cleaning.lag_features import add_lag_features, lag_columns
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams
 from capacity_forecaster.core.vocabulary import METRICS, SERIES_KEY
@@ -27,7 +28,7 @@ from capacity_forecaster.core.vocabulary import METRICS, SERIES_KEY
 logger = logging.getLogger(__name__)
 
 BOOL_COLUMNS = ("is_outlier", "is_imputed", "is_weekend", "is_eoq_window", "is_holiday")
-WHERE = "processed/features.parquet"
+WHERE = catalog.FEATURES.key
 
 
 def feature_columns(params: FeatureParams) -> list[str]:

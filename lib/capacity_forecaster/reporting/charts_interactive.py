@@ -571,7 +571,7 @@ def plotly_js() -> str:
     return plotly.offline.get_plotlyjs()
 
 
-def check_plot_files(keys: Iterable[str], folder: str = "reports/plots/") -> None:
+def check_plot_files(keys: Iterable[str], folder: str = catalog.PLOT_PAGE.folder) -> None:
     """Stage 09's post-condition: a page and a PNG for every figure, and the shared plotly.js."""
     present = {key[len(folder) :] for key in keys if key.startswith(folder)}
     expected = {PLOTLY_JS_NAME} | {

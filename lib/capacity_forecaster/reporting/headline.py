@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.documents import Headline
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.jsonable import json_value
@@ -102,7 +103,7 @@ def _fleet(servers: pd.DataFrame, risk: pd.DataFrame, quality: Mapping[str, Any]
 
 
 def _forecast(forecast: Mapping[str, Any]) -> dict[str, Any]:
-    where = "forecasts/summary.json"
+    where = catalog.FORECAST_SUMMARY.key
     require_keys(forecast, ["horizon_days", "first_date", "last_date"], where)
     return {
         "horizon_days": int(forecast["horizon_days"]),
@@ -175,7 +176,7 @@ def _accuracy_by_metric(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _accuracy(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    require_keys(metrics, ["models", "interval_level"], "models/metrics.json")
+    require_keys(metrics, ["models", "interval_level"], catalog.BACKTEST_REPORT.key)
     overall = model_rows(metrics, "models")
     champion = _find_model(overall, CHAMPION)
     baseline = _find_model(overall, BASELINE_MODEL)
@@ -219,7 +220,7 @@ def _savings(recommendations: Mapping[str, Any]) -> dict[str, Any]:
             "right_sizing_savings_usd",
             "servers_freed",
         ],
-        "clusters/recommendations.json",
+        catalog.RECOMMENDATIONS.key,
     )
     monthly = _number(recommendations["total_savings_usd"], 2)
     return {
@@ -233,8 +234,8 @@ def _savings(recommendations: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _data_quality(quality: Mapping[str, Any], cleaning: Mapping[str, Any]) -> dict[str, Any]:
-    require_keys(quality, ["missing_server_days_share", "warnings"], "validated/quality.json")
-    require_keys(cleaning, ["outliers", "imputed"], "processed/summary.json")
+    require_keys(quality, ["missing_server_days_share", "warnings"], catalog.QUALITY.key)
+    require_keys(cleaning, ["outliers", "imputed"], catalog.CLEANING_SUMMARY.key)
     per_metric = quality.get("metrics", {})
     return {
         "missing_share": _number(quality["missing_server_days_share"], 6),
@@ -257,10 +258,10 @@ def _check_inputs(
     risk: pd.DataFrame,
     risk_summary: Mapping[str, Any],
 ) -> None:
-    require_columns(servers, ["server_id", "business_unit", "region"], "validated/servers.parquet")
-    require_columns(risk, RISK_REQUIRED, "risk/risk.parquet")
-    require_keys(quality, ["date_start", "date_end", "days"], "validated/quality.json")
-    require_keys(risk_summary, ["servers", "levels", "rollups"], "risk/summary.json")
+    require_columns(servers, ["server_id", "business_unit", "region"], catalog.SERVERS.key)
+    require_columns(risk, RISK_REQUIRED, catalog.RISK.key)
+    require_keys(quality, ["date_start", "date_end", "days"], catalog.QUALITY.key)
+    require_keys(risk_summary, ["servers", "levels", "rollups"], catalog.RISK_SUMMARY.key)
     require_keys(risk_summary["levels"], ["series", "servers"], "risk/summary.json levels")
     require_keys(risk_summary["rollups"], ["business_unit", "region"], "risk/summary.json rollups")
     check_levels(risk)

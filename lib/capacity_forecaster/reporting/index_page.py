@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.vocabulary import AT_RISK_LEVELS, RISK_LEVELS
 from capacity_forecaster.reporting.headline import outlook_line
 from capacity_forecaster.reporting.style import RISK_LEVEL_COLOURS
@@ -24,14 +25,12 @@ from capacity_forecaster.reporting.text import (
     stem_label,
 )
 
-INDEX_KEY = "index.html"
-
 # (key, label) of the reports a reader wants first, in the order they are shown.
 _REPORTS = (
-    ("reports/summary.pdf", "Summary (PDF)"),
-    ("reports/details.xlsx", "Details workbook (Excel)"),
-    ("reports/summary.json", "Headline figures (JSON)"),
-    ("manifest.json", "Run manifest (JSON)"),
+    (catalog.PDF_REPORT.key, "Summary (PDF)"),
+    (catalog.WORKBOOK.key, "Details workbook (Excel)"),
+    (catalog.HEADLINE.key, "Headline figures (JSON)"),
+    (catalog.MANIFEST.key, "Run manifest (JSON)"),
 )
 
 _CSS = """
@@ -161,7 +160,7 @@ def render_index(
         parts.append("<h2>Reports</h2><ul>")
         parts.extend(f"<li>{_link(key, label)}</li>" for key, label in reports)
         parts.append("</ul>")
-    plots = sorted(k for k in present if k.startswith("reports/plots/"))
+    plots = sorted(k for k in present if k.startswith(catalog.PLOT_PAGE.folder))
     pages = [k for k in plots if k.endswith(".html")]
     images = [k for k in plots if k.endswith(".png")]
     if pages or images:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.vocabulary import (
     AT_RISK_LEVELS,
@@ -137,7 +138,7 @@ def at_risk_table(
     """
     if top_n is not None and top_n < 0:
         raise ValueError(f"top_n must be >= 0 or None, got {top_n}")
-    require_columns(risk, RISK_REQUIRED, "risk/risk.parquet")
+    require_columns(risk, RISK_REQUIRED, catalog.RISK.key)
     check_levels(risk)
     levels = RISK_LEVELS if include_low else AT_RISK_LEVELS
     chosen = risk[risk["risk_level"].isin(levels)]
@@ -190,7 +191,7 @@ def accuracy_frame(metrics: Mapping[str, Any], *, by_metric: bool = False) -> pd
     ``calibration`` column says where each model's intervals were calibrated, when
     metrics.json records it. ``accuracy_table`` and the accuracy charts show this frame.
     """
-    require_keys(metrics, ["models"], "models/metrics.json")
+    require_keys(metrics, ["models"], catalog.BACKTEST_REPORT.key)
     rows = [dict(r, metric=ALL_METRICS) for r in model_rows(metrics, "models")]
     if by_metric:
         rows += [dict(r) for r in model_rows(metrics, "models_by_metric")]
@@ -255,8 +256,8 @@ def _cluster_row(
 
 def cluster_table(recommendations: Mapping[str, Any], clusters: pd.DataFrame) -> pd.DataFrame:
     """One row per cluster: label, size, centroid P95s and growth, findings, servers freed."""
-    require_keys(recommendations, ["clusters"], "clusters/recommendations.json")
-    require_columns(clusters, CLUSTER_REQUIRED, "clusters/clusters.parquet")
+    require_keys(recommendations, ["clusters"], catalog.RECOMMENDATIONS.key)
+    require_columns(clusters, CLUSTER_REQUIRED, catalog.CLUSTERS.key)
     findings = pd.crosstab(clusters["cluster"], clusters["finding"]).to_dict("index")
     freed = clusters.groupby("cluster")["freed"].apply(lambda s: int(s.fillna(False).sum()))
     rows = [_cluster_row(entry, findings, freed) for entry in recommendations["clusters"]]
@@ -265,9 +266,7 @@ def cluster_table(recommendations: Mapping[str, Any], clusters: pd.DataFrame) ->
 
 def server_cluster_table(clusters: pd.DataFrame) -> pd.DataFrame:
     """One row per server: its cluster, utilisation profile, inventory and attributes."""
-    require_columns(
-        clusters, ["server_id", "cluster", "cluster_label"], "clusters/clusters.parquet"
-    )
+    require_columns(clusters, ["server_id", "cluster", "cluster_label"], catalog.CLUSTERS.key)
     columns = {
         "server_id": "Server",
         "cluster": "Cluster",
@@ -303,7 +302,7 @@ def recommendation_table(clusters: pd.DataFrame) -> pd.DataFrame:
     require_columns(
         clusters,
         [*CLUSTER_REQUIRED, "cpu_cores", "memory_gb", "recommended_cores", "recommended_memory_gb"],
-        "clusters/clusters.parquet",
+        catalog.CLUSTERS.key,
     )
     freed = clusters["freed"].fillna(False).astype(bool)
     frame = clusters.assign(
@@ -350,7 +349,7 @@ def forecast_table(forecasts: pd.DataFrame) -> pd.DataFrame:
         "yhat_lower": "Lower %",
         "yhat_upper": "Upper %",
     }
-    require_columns(forecasts, [*columns, "is_champion"], "forecasts/forecasts.parquet")
+    require_columns(forecasts, [*columns, "is_champion"], catalog.FORECASTS.key)
     champion = forecasts[forecasts["is_champion"].fillna(False).astype(bool)]
     ordered = champion.sort_values(["server_id", "metric", "date"], kind="mergesort")
     table = _renamed(ordered, columns)
@@ -361,7 +360,7 @@ def forecast_table(forecasts: pd.DataFrame) -> pd.DataFrame:
 
 def quality_table(quality: Mapping[str, Any], cleaning: Mapping[str, Any]) -> pd.DataFrame:
     """Per metric: missing share and range after loading, outliers and imputed days in cleaning."""
-    require_keys(quality, ["metrics"], "validated/quality.json")
+    require_keys(quality, ["metrics"], catalog.QUALITY.key)
     cleaned = cleaning.get("by_metric", {})
     columns = [
         "Metric",

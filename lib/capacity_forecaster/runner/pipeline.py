@@ -32,7 +32,7 @@ from capacity_forecaster.core.errors import CapacityForecasterError, StageFailed
 from capacity_forecaster.core.params import Params, load_params, params_to_dict
 from capacity_forecaster.core.stage import PROJECT_ROOT
 from capacity_forecaster.core.storage import RunStorage, iter_files, open_run_storage
-from capacity_forecaster.reporting.index_page import INDEX_KEY, render_index
+from capacity_forecaster.reporting.index_page import render_index
 
 logger = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def write_index(storage: RunStorage, run_id: str, records: list[dict[str, Any]])
         headline if isinstance(headline, dict) else None,
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    return storage.write_text(INDEX_KEY, page)
+    return storage.write_text(catalog.INDEX.key, page)
 
 
 def write_manifest(
