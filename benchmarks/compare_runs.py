@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ import pandas as pd
 
 # Keys that are expected to differ between any two runs: when, how long, which run.
 VOLATILE_KEYS = {"generated_at", "fit_seconds_per_series", "run_id", "finished_at", "seconds"}
+# Workbook rows and PDF lines that carry the time the report was built.
+VOLATILE_LABELS = {"Generated at"}
+VOLATILE_TEXT = re.compile(r"((?:G|g)enerated(?: at)?:?\s*)\S+")
 # Files that carry the run's id or time in their bytes, or are the runner's own record.
 SKIPPED = {"manifest.json", "params.yaml", "index.html"}
 
@@ -66,6 +70,48 @@ def _table_difference(before: Path, after: Path) -> str:
     return ""
 
 
+def _workbook_difference(before: Path, after: Path) -> str:
+    import openpyxl
+
+    left, right = openpyxl.load_workbook(before), openpyxl.load_workbook(after)
+    if left.sheetnames != right.sheetnames:
+        return f"sheets {left.sheetnames} -> {right.sheetnames}"
+    found = []
+    for name in left.sheetnames:
+        rows_left = list(left[name].iter_rows(values_only=True))
+        rows_right = list(right[name].iter_rows(values_only=True))
+        if len(rows_left) != len(rows_right):
+            found.append(f"{name}: {len(rows_left)} -> {len(rows_right)} rows")
+            continue
+        for a, b in zip(rows_left, rows_right, strict=True):
+            if a != b and not (a and a[0] in VOLATILE_LABELS):
+                found.append(f"{name}: {str(a)[:70]} -> {str(b)[:70]}")
+    return "; ".join(found)
+
+
+def _lines_difference(before: list[str], after: list[str]) -> str:
+    removed = [line for line in before if line not in after]
+    added = [line for line in after if line not in before]
+    parts = [f"- {line[:90]}" for line in removed] + [f"+ {line[:90]}" for line in added]
+    return " | ".join(parts)
+
+
+def _pdf_lines(path: Path, run_id: str) -> list[str]:
+    import pypdf
+
+    text = "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(path).pages)
+    text = re.sub(rf"\b{re.escape(run_id)}\b", "<run>", text)
+    return [VOLATILE_TEXT.sub(r"\1<when>", line) for line in text.splitlines()]
+
+
+def _text_difference(before: Path, after: Path, run_ids: tuple[str, str]) -> str:
+    left = re.sub(rf"\b{re.escape(run_ids[0])}\b", "<run>", before.read_text(errors="replace"))
+    right = re.sub(rf"\b{re.escape(run_ids[1])}\b", "<run>", after.read_text(errors="replace"))
+    if left == right:
+        return ""
+    return _lines_difference(left.splitlines(), right.splitlines())[:300] or "bytes differ"
+
+
 def compare(before_root: Path, after_root: Path) -> list[tuple[str, str]]:
     """(key, difference) for every product of either run; an empty difference means equal."""
     keys = sorted(
@@ -84,6 +130,20 @@ def compare(before_root: Path, after_root: Path) -> list[tuple[str, str]]:
             rows.append((key, "only after" if after.exists() else "only before"))
         elif key.endswith(".parquet"):
             rows.append((key, _table_difference(before, after)))
+        elif key.endswith(".xlsx"):
+            rows.append((key, _workbook_difference(before, after)))
+        elif key.endswith(".pdf"):
+            rows.append(
+                (
+                    key,
+                    _lines_difference(
+                        _pdf_lines(before, before_root.name), _pdf_lines(after, after_root.name)
+                    )[:400],
+                )
+            )
+        elif key.endswith(".html"):
+            run_ids = (before_root.name, after_root.name)
+            rows.append((key, _text_difference(before, after, run_ids)))
         elif key.endswith(".json"):
             found = _json_differences(json.loads(before.read_text()), json.loads(after.read_text()))
             rows.append((key, "; ".join(found)[:300]))
