@@ -81,3 +81,16 @@ def test_only_the_columns_asked_for_are_checked() -> None:
 def test_an_open_schema_accepts_more_columns() -> None:
     open_schema = TableSchema(SCHEMA.columns, open=True)
     assert open_schema.problems(_frame(hostname=["h1", "h2", "h3"])) == []
+
+
+def test_an_empty_frame_is_typed_by_the_schema() -> None:
+    assert SCHEMA.problems(SCHEMA.empty()) == []
+    untyped = pd.DataFrame(columns=SCHEMA.names)  # every column object, as pandas builds it
+    assert SCHEMA.problems(untyped)
+    assert SCHEMA.problems(SCHEMA.typed_if_empty(untyped)) == []
+
+
+def test_a_frame_with_rows_is_not_cast() -> None:
+    wrong = _frame(n=["1", "2", "3"])
+    assert SCHEMA.typed_if_empty(wrong) is wrong
+    assert SCHEMA.problems(wrong)

@@ -12,7 +12,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from capacity_forecaster.cleaning.features import build_features
-from capacity_forecaster.core import scoring
+from capacity_forecaster.core import catalog, scoring
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams, SyntheticParams
 from capacity_forecaster.forecasting import backtest as bt
@@ -318,6 +318,7 @@ def test_season_backtest_falls_back_when_history_is_short_or_a_metric_is_missing
             history, servers, _season_factories(), origins, horizon_days=HORIZON
         )
     assert rows.empty and {"model", "origin", "for_origin"} <= set(rows.columns)
+    catalog.check_table(catalog.SEASON_BACKTEST, rows)  # typed, so it can be written as it is
     assert "needs 462 days of history" in caplog.text  # 42 between origins + 364 + 56
 
     # Memory recorded only in the last 300 days: the seasons a year earlier have none to score.

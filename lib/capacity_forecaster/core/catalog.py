@@ -467,8 +467,10 @@ def write(storage: RunStorage, stage: str, product: Product, value: Any, name: s
     _require(product, stage, "writes")
     key = product.key_for(name)
     if product.kind == "table":
-        check_table(product, value)
-        return storage.write_parquet(key, value)
+        assert product.table is not None, product.key
+        frame = product.table.typed_if_empty(value)
+        check_table(product, frame)
+        return storage.write_parquet(key, frame)
     if product.kind == "json":
         check_document(product, value)
         return storage.write_json(key, value)

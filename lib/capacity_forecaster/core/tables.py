@@ -17,6 +17,15 @@ from capacity_forecaster.core.errors import StageCheckError
 
 ColumnKind = Literal["string", "float", "int", "bool", "datetime"]
 
+# The dtype an empty column of each kind gets (``TableSchema.typed_if_empty``).
+_EMPTY_DTYPES: dict[str, str] = {
+    "string": "object",
+    "float": "float64",
+    "int": "int64",
+    "bool": "bool",
+    "datetime": "datetime64[ns]",
+}
+
 _KIND_CHECKS: dict[str, Callable[[pd.Series], bool]] = {
     "string": lambda s: pd.api.types.is_string_dtype(s) or bool(s.isna().all()),
     "float": lambda s: pd.api.types.is_float_dtype(s) or pd.api.types.is_integer_dtype(s),
@@ -53,6 +62,21 @@ class TableSchema:
             if column.name == name:
                 return column
         raise KeyError(name)
+
+    def empty(self) -> pd.DataFrame:
+        """A frame with the schema's columns, typed by kind, and no rows."""
+        return pd.DataFrame({c.name: pd.Series(dtype=_EMPTY_DTYPES[c.kind]) for c in self.columns})
+
+    def typed_if_empty(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``, with its schema columns cast to their kinds when it has no rows.
+
+        An empty frame built from a column list has object columns; casting it loses nothing
+        (there are no values) and lets readers use ``.dt`` and arithmetic on it.
+        """
+        if len(frame) or not len(frame.columns):
+            return frame
+        kinds = {c.name: _EMPTY_DTYPES[c.kind] for c in self.columns if c.name in frame.columns}
+        return frame.astype(kinds)
 
     def problems(self, frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
         """Every way ``frame`` breaks the schema (only ``columns`` when given), empty if none."""

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.core import calendar, scoring
+from capacity_forecaster.core import calendar, catalog, scoring
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.vocabulary import SERIES_KEY
 from capacity_forecaster.forecasting import intervals as conformal
@@ -215,9 +215,8 @@ def run_season_backtest(
     chosen: Factories = {
         name: make for name, make in factories.items() if name in SEASON_CALIBRATED
     }
-    empty = pd.DataFrame(
-        columns=["model", "origin", *SERIES_KEY, "date", "yhat", "actual", "scale", "horizon"]
-    ).assign(for_origin=pd.Series(dtype="datetime64[ns]"))
+    assert catalog.SEASON_BACKTEST.table is not None
+    empty = catalog.SEASON_BACKTEST.table.empty()
     if not chosen:
         return empty
     mapping = season_origins(history, origins, horizon_days)
