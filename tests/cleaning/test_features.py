@@ -32,7 +32,7 @@ def test_build_features_layout_and_summary_is_json(built: tuple[pd.DataFrame, di
         "server_id", "metric", "date", "value", "value_raw", "is_outlier", "is_imputed",
         *feature_columns(PARAMS),
     ]  # fmt: skip
-    assert len(features) == 2 * 3 * (100 - max(PARAMS.lags + PARAMS.rolling_windows))
+    assert len(features) == 2 * 3 * 100  # no day dropped to warm up the lag columns
     expected = features.sort_values(["server_id", "metric", "date"], ignore_index=True)
     pd.testing.assert_frame_equal(features, expected)
     check_features(features, PARAMS)
@@ -45,7 +45,11 @@ def test_build_features_layout_and_summary_is_json(built: tuple[pd.DataFrame, di
 
 @pytest.mark.parametrize(
     ("column", "bad", "message"),
-    [("lag_7", np.nan, "lag_7 has 1 NaN"), ("value", np.inf, "value has 1 infinite")],
+    [
+        ("value", np.nan, "value has 1 NaN"),
+        ("lag_7", np.inf, "lag_7 has 1 infinite"),
+        ("value", np.inf, "value has 1 infinite"),
+    ],
 )
 def test_check_features_rejects_nan_and_inf(
     built: tuple[pd.DataFrame, dict], column: str, bad: float, message: str
@@ -68,3 +72,17 @@ def test_check_features_rejects_missing_column_duplicates_and_missing_metric(
         check_features(features[features["metric"] != "disk_p95"], PARAMS)
     with pytest.raises(StageCheckError, match="no rows"):
         check_features(features.iloc[:0], PARAMS)
+
+
+def test_every_valid_day_is_kept(built: tuple[pd.DataFrame, dict]) -> None:
+    """Rows out = valid rows in: observed and imputed days, from each series' first day."""
+    features, summary = built
+    assert summary["rows_out"] == summary["rows_in"] - summary["missing"] + summary["imputed"]
+    first = features.groupby(["server_id", "metric"])["date"].min()
+    assert (first == pd.Timestamp("2025-01-01")).all()
+    assert (
+        features.groupby(["server_id", "metric"])["lag_1"]
+        .apply(lambda s: s.isna().sum())
+        .eq(1)
+        .all()
+    )

@@ -40,7 +40,12 @@ def test_long_gap_stays_nan_and_build_features_drops_it() -> None:
     features, summary = build_features(wide, SERVERS, params)
     gap_days = pd.date_range("2025-01-01", periods=150)[gap]
     assert not features["date"].isin(gap_days).any()
-    # Dropped: 28 warm-up days, the 10 gap days and 28 days after it (lag_28 reaches into it).
-    assert summary["by_metric"]["cpu_p95"]["dropped_rows"] == 28 + 10 + 28
-    assert len(features) == 3 * (150 - 66)
+    # Left out: the 10 gap days only. Every observed day is kept, the first ones and the days
+    # after the gap too, with the lag columns empty where their window reaches into the gap.
+    assert summary["by_metric"]["cpu_p95"]["dropped_rows"] == 10
+    assert len(features) == 3 * (150 - 10)
+    cpu = features[features["metric"] == "cpu_p95"].set_index("date")
+    assert cpu["lag_28"].iloc[:28].isna().all() and cpu["lag_28"].iloc[28:60].notna().all()
+    after_gap = pd.Timestamp("2025-01-01") + pd.Timedelta(days=70)
+    assert cpu.loc[after_gap, ["lag_1", "roll_mean_7"]].isna().all()
     check_features(features, params)

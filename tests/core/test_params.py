@@ -40,12 +40,12 @@ def test_aws_params_use_s3_without_secrets() -> None:
         ({"data": {"synthtic": {}}}, "data.synthtic: unknown key"),
         ({"bogus": 1}, "bogus: unknown key"),
         (
-            {"forecast": {"horizon_days": 365}},
-            "forecast.horizon_days: Input should be less than or equal to 180",
+            {"forecast": {"horizon_days": 366}},
+            "forecast.horizon_days: Input should be less than or equal to 365",
         ),
         (
-            {"forecast": {"horizon_days": 30}},
-            "forecast.horizon_days: Input should be greater than or equal to 90",
+            {"forecast": {"horizon_days": 6}},
+            "forecast.horizon_days: Input should be greater than or equal to 7",
         ),
         ({"forecast": {"horizon_days": "soon"}}, "forecast.horizon_days"),
         ({"cluster": {"k": 1}}, "cluster.k: Input should be greater than or equal to 2"),

@@ -47,4 +47,4 @@ def test_a_row_shows_type_default_and_range() -> None:
         for line in render_params_reference().splitlines()
         if line.startswith("| `forecast.horizon_days` |")
     )
-    assert row.split(" | ")[1:4] == ["int", "`120`", "90 ≤ x ≤ 180"]
+    assert row.split(" | ")[1:4] == ["int", "`120`", "7 ≤ x ≤ 365"]

@@ -16,7 +16,7 @@ from capacity_forecaster.core import catalog, scoring
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams, SyntheticParams
 from capacity_forecaster.forecasting import backtest as bt
-from capacity_forecaster.forecasting import evaluation, intervals
+from capacity_forecaster.forecasting import backtest_plan, evaluation, intervals
 from capacity_forecaster.forecasting.models.baseline import SeasonalNaiveModel
 from capacity_forecaster.forecasting.models.trees import GradientBoostingModel
 from capacity_forecaster.forecasting.models.trend import RobustTrendModel
@@ -27,7 +27,7 @@ N_ORIGINS = 3
 STEP = 14
 ENABLED = ["seasonal_naive", "gradient_boosting"]
 SERIES = ["server_id", "metric"]
-LATE = ("srv-00004", "cpu_p95")  # starts 90 days before the end: too short at the first origin
+LATE = ("srv-00004", "cpu_p95")  # starts 52 days before the end: too short at the first origin
 IMPUTED_DAYS = (10, 30)  # days before the end marked as imputed on srv-00001 cpu
 
 
@@ -48,7 +48,7 @@ def fleet() -> tuple[pd.DataFrame, pd.DataFrame]:
     ]
     last = history["date"].max()
     late = (history["server_id"] == LATE[0]) & (history["metric"] == LATE[1])
-    history = history[~late | (history["date"] > last - pd.Timedelta(days=90))].reset_index(
+    history = history[~late | (history["date"] > last - pd.Timedelta(days=52))].reset_index(
         drop=True
     )
     history["is_imputed"] = False  # only the days marked below, so the test knows them all
@@ -73,19 +73,19 @@ def _factories() -> dict:
 @pytest.fixture(scope="module")
 def backtest(fleet) -> tuple[pd.DataFrame, dict[str, float], list[pd.Timestamp]]:
     history, servers = fleet
-    origins = bt.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
+    origins = backtest_plan.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
     rows, seconds = bt.run_backtest(history, servers, _factories(), origins, horizon_days=HORIZON)
     return rows, seconds, origins
 
 
 def test_backtest_origins_spacing_and_order() -> None:
-    origins = bt.backtest_origins(pd.Timestamp("2026-06-30"), 30, 3, 28)
+    origins = backtest_plan.backtest_origins(pd.Timestamp("2026-06-30"), 30, 3, 28)
     assert origins == [
         pd.Timestamp("2026-04-05"),
         pd.Timestamp("2026-05-03"),
         pd.Timestamp("2026-05-31"),
     ]
-    assert bt.backtest_origins("2026-06-30", 14, 1, 7) == [pd.Timestamp("2026-06-16")]
+    assert backtest_plan.backtest_origins("2026-06-30", 14, 1, 7) == [pd.Timestamp("2026-06-16")]
 
 
 def test_every_model_and_origin_with_horizons_1_to_h(backtest) -> None:
@@ -121,7 +121,9 @@ def test_rows_are_exactly_the_observed_days_of_eligible_series(backtest, fleet) 
     for origin in origins:
         train = history[history["date"] <= origin]
         span = train.groupby(SERIES)["date"].agg(["min", "max"])
-        eligible = span[(span["max"] - span["min"]).dt.days + 1 >= bt.MIN_TRAIN_DAYS].index
+        eligible = span[
+            (span["max"] - span["min"]).dt.days + 1 >= backtest_plan.MIN_TRAIN_DAYS
+        ].index
         window = history[
             (history["date"] > origin)
             & (history["date"] <= origin + pd.Timedelta(days=HORIZON))
@@ -149,7 +151,7 @@ def test_imputed_days_are_not_scored(backtest, fleet) -> None:
 def test_series_with_too_little_history_are_left_out_at_that_origin(backtest) -> None:
     rows, _, origins = backtest
     late = (rows["server_id"] == LATE[0]) & (rows["metric"] == LATE[1])
-    # 48 days of history at the first origin (< 56), 62 and 76 at the next two.
+    # 10 days of history at the first origin (< 14), 24 and 38 at the next two.
     assert rows.loc[late, "origin"].nunique() == 2
     assert origins[0] not in set(rows.loc[late, "origin"])
     assert rows[rows["origin"] == origins[0]].groupby(SERIES).ngroups == 7
@@ -210,21 +212,17 @@ def test_evaluate_report_is_json_with_models_metrics_and_champions(backtest, fle
     assert champions["reason"].str.len().gt(0).all()
 
 
-def test_history_too_short_for_the_backtest_names_the_numbers_and_params() -> None:
+def test_origins_of_a_caller_that_leave_too_little_training_are_refused() -> None:
     dates = pd.date_range("2026-03-03", periods=120, freq="D")
     history = pd.DataFrame({"server_id": "a", "metric": "cpu_p95", "date": dates, "value": 1.0})
-    origins = bt.backtest_origins(dates[-1], horizon_days=90, n_origins=3, step_days=28)
-    with pytest.raises(StageCheckError) as caught:
+    origins = backtest_plan.backtest_origins(dates[-1], horizon_days=90, n_origins=3, step_days=28)
+    with pytest.raises(StageCheckError, match=r"120 days of history .* need 160"):
         bt.check_history_length(history, origins, horizon_days=90)
-    message = str(caught.value)
-    assert "120 days of history" in message and "needs 202" in message
-    for key in ("models.backtest_origins", "models.backtest_step_days", "forecast.horizon_days"):
-        assert key in message
-    longer = pd.DataFrame(
+    enough = pd.DataFrame(
         {"server_id": "a", "metric": "cpu_p95", "value": 1.0,
-         "date": pd.date_range(dates[-1] - pd.Timedelta(days=201), dates[-1], freq="D")}
+         "date": pd.date_range(dates[-1] - pd.Timedelta(days=159), dates[-1], freq="D")}
     )  # fmt: skip
-    bt.check_history_length(longer, origins, horizon_days=90)  # exactly enough
+    bt.check_history_length(enough, origins, horizon_days=90)  # exactly enough
 
 
 # --- intervals calibrated on the same season a year earlier ------------------------------------
@@ -257,17 +255,17 @@ def _season_factories() -> dict:
 def test_season_origins_are_52_weeks_before_each_origin_and_the_last_day(long_fleet) -> None:
     history, _ = long_fleet
     last = history["date"].max()
-    origins = bt.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
+    origins = backtest_plan.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
     mapping = bt.season_origins(history, origins, HORIZON)
     assert list(mapping) == [*origins, last]
     assert all((target - season).days == 364 for target, season in mapping.items())
     # Too little history before the oldest of them: none.
     oldest = mapping[origins[0]]
-    short = history[history["date"] > oldest - pd.Timedelta(days=bt.MIN_TRAIN_DAYS - 1)]
+    short = history[history["date"] > oldest - pd.Timedelta(days=backtest_plan.MIN_TRAIN_DAYS - 1)]
     assert bt.season_origins(short, origins, HORIZON) is None
     assert (
         bt.season_origins(
-            history[history["date"] > oldest - pd.Timedelta(days=bt.MIN_TRAIN_DAYS)],
+            history[history["date"] > oldest - pd.Timedelta(days=backtest_plan.MIN_TRAIN_DAYS)],
             origins,
             HORIZON,
         )
@@ -282,7 +280,7 @@ def test_season_backtest_refits_only_the_year_less_models_and_scores_before_each
 ) -> None:
     history, servers = long_fleet
     last = history["date"].max()
-    origins = bt.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
+    origins = backtest_plan.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
     rows = bt.run_season_backtest(
         history, servers, _season_factories(), origins, horizon_days=HORIZON
     )
@@ -312,14 +310,14 @@ def test_season_backtest_falls_back_when_history_is_short_or_a_metric_is_missing
 ) -> None:
     # ~270 days: no season a year before the backtest origins.
     history, servers = fleet
-    origins = bt.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
+    origins = backtest_plan.backtest_origins(history["date"].max(), HORIZON, N_ORIGINS, STEP)
     with caplog.at_level("INFO", logger="capacity_forecaster.forecasting.backtest"):
         rows = bt.run_season_backtest(
             history, servers, _season_factories(), origins, horizon_days=HORIZON
         )
     assert rows.empty and {"model", "origin", "for_origin"} <= set(rows.columns)
     catalog.check_table(catalog.SEASON_BACKTEST, rows)  # typed, so it can be written as it is
-    assert "needs 462 days of history" in caplog.text  # 42 between origins + 364 + 56
+    assert "needs 420 days of history" in caplog.text  # 42 between origins + 364 + 14
 
     # Memory recorded only in the last 300 days: the seasons a year earlier have none to score.
     history, servers = long_fleet
@@ -327,7 +325,7 @@ def test_season_backtest_falls_back_when_history_is_short_or_a_metric_is_missing
     late_memory = (history["metric"] == "mem_p95") & (
         history["date"] <= last - pd.Timedelta(days=300)
     )
-    origins = bt.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
+    origins = backtest_plan.backtest_origins(last, HORIZON, N_ORIGINS, STEP)
     caplog.clear()
     with caplog.at_level("INFO", logger="capacity_forecaster.forecasting.backtest"):
         rows = bt.run_season_backtest(
@@ -398,21 +396,35 @@ def test_run_is_the_backtest_its_check_and_evaluate_in_one_call(backtest, fleet)
         rows, history, ENABLED, 0.8, origins, result.fit_seconds, result.season,
         horizon_days=HORIZON,
     )  # fmt: skip
-    assert result.report == report and result.report["horizon_days"] == HORIZON
+    assert result.report == {**report, "backtest": result.plan.describe()}
+    assert result.report["horizon_days"] == HORIZON and not result.plan.adjustments
     pd.testing.assert_frame_equal(result.series_scores, series_scores)
     pd.testing.assert_frame_equal(result.champions, champions)
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.horizon_days = 7  # type: ignore[misc]
 
 
-def test_run_fails_on_a_history_too_short_for_its_origins(fleet) -> None:
-    history, servers = fleet
-    with pytest.raises(StageCheckError, match="too few for the backtest"):
+def test_run_shortens_the_backtest_to_the_history_and_refuses_none_at_all(fleet) -> None:
+    history, servers = fleet  # ~270 days: 180 + 56 between origins + 14 to train is 250
+    result = bt.run(
+        history,
+        servers,
+        {"seasonal_naive": SeasonalNaiveModel},
+        horizon_days=250,
+        n_origins=3,
+        step_days=28,
+        interval=0.8,
+    )
+    assert result.plan.shortened and result.report["horizon_days"] == 250
+    assert result.report["backtest"]["scored_horizon_days"] == result.plan.horizon_days < 250
+    assert result.results["horizon"].max() == result.plan.horizon_days
+    too_short = history[history["date"] > history["date"].max() - pd.Timedelta(days=21)]
+    with pytest.raises(StageCheckError, match=r"21 days of history .* at least 22"):
         bt.run(
-            history,
+            too_short,
             servers,
             {"seasonal_naive": SeasonalNaiveModel},
-            horizon_days=180,  # ~270 days of history: 180 + 56 between origins + 56 to train
+            horizon_days=90,
             n_origins=3,
             step_days=28,
             interval=0.8,

@@ -21,7 +21,7 @@ def test_choose_champions_per_metric_and_baseline_fallbacks() -> None:
         [
             _history("good", 100, rng.uniform(20, 60, 100)),
             _history("flat", 100, 5.0),
-            _history("short", 30, rng.uniform(20, 60, 30)),
+            _history("short", 10, rng.uniform(20, 60, 10)),
             _history("unscored", 100, rng.uniform(20, 60, 100)),
             _history("baseline-only", 100, rng.uniform(20, 60, 100)),
         ],
@@ -64,7 +64,7 @@ def test_choose_champions_per_metric_and_baseline_fallbacks() -> None:
     assert champions.loc["flat", "champion"] == "seasonal_naive"
     assert champions.loc["flat", "reason"].startswith("flat series (std 0.000 points)")
     assert champions.loc["short", "champion"] == "seasonal_naive"
-    assert "history of 30 days" in champions.loc["short", "reason"]
+    assert "history of 10 days" in champions.loc["short", "reason"]
     assert str(evaluation.MIN_TRAIN_DAYS) in champions.loc["short", "reason"]
     assert champions.loc["unscored", "champion"] == "seasonal_naive"
     assert "not scored" in champions.loc["unscored", "reason"]

@@ -14,7 +14,7 @@ from capacity_forecaster.core import scoring
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams, SyntheticParams
 from capacity_forecaster.forecasting import backtest as bt
-from capacity_forecaster.forecasting import evaluation, forecast, intervals
+from capacity_forecaster.forecasting import backtest_plan, evaluation, forecast, intervals
 from capacity_forecaster.forecasting.models.baseline import SeasonalNaiveModel
 from capacity_forecaster.forecasting.models.trees import GradientBoostingModel
 from capacity_forecaster.ingest.synthetic import generate_fleet
@@ -48,7 +48,7 @@ def stage() -> dict:
     ]
     history = history.reset_index(drop=True)
     factories = {"seasonal_naive": SeasonalNaiveModel, "gradient_boosting": _gradient_boosting}
-    origins = bt.backtest_origins(history["date"].max(), BACKTEST_HORIZON, 2, 14)
+    origins = backtest_plan.backtest_origins(history["date"].max(), BACKTEST_HORIZON, 2, 14)
     backtest, _ = bt.run_backtest(
         history, servers, factories, origins, horizon_days=BACKTEST_HORIZON
     )
@@ -204,3 +204,16 @@ def test_a_missing_day_hidden_by_a_duplicate_fails_the_check(stage: dict) -> Non
     broken.loc[rows[5], ["date", "horizon"]] = broken.loc[rows[4], ["date", "horizon"]].to_numpy()
     with pytest.raises(StageCheckError):
         forecast.check_forecasts(broken, history, HORIZON, MODELS)
+
+
+def test_days_past_a_shortened_backtest_are_flagged_with_wider_intervals(stage) -> None:
+    scored = 20
+    frame = forecast.build_forecasts(
+        stage["fitted"], stage["history"], stage["calibration"], stage["champions"], HORIZON, scored
+    )
+    assert (frame["beyond_backtest"] == (frame["horizon"] > scored)).all()
+    assert not stage["frame"]["beyond_backtest"].any()  # the full horizon scored: none
+    width = (frame["yhat_upper"] - frame["yhat_lower"]).groupby(frame["beyond_backtest"]).mean()
+    full = stage["frame"]
+    full_width = (full["yhat_upper"] - full["yhat_lower"]).groupby(frame["beyond_backtest"]).mean()
+    assert width[True] > full_width[True] and width[False] == pytest.approx(full_width[False])

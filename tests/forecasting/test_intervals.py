@@ -148,6 +148,18 @@ def test_horizon_beyond_the_calibrated_buckets_uses_the_widest() -> None:
     np.testing.assert_allclose(result["yhat_lower"], 50 + widest["q_lower"])
 
 
+def test_past_the_scored_horizon_intervals_grow_with_its_square_root() -> None:
+    calibration = intervals.calibrate(_normal_backtest(seed=1), LEVEL)
+    widest = calibration.set_index("bucket").loc[2]
+    forecasts = pd.DataFrame(
+        {"model": "m", "metric": "cpu_p95", "horizon": [20, 30, 120], "yhat": 50.0, "scale": 1.0}
+    )
+    result = intervals.apply(forecasts, calibration, scored_horizon_days=30)
+    growth = np.array([1.0, 1.0, 2.0])  # sqrt(120 / 30) past day 30, unchanged up to it
+    np.testing.assert_allclose(result["yhat_upper"], 50 + widest["q_upper"] * growth)
+    np.testing.assert_allclose(result["yhat_lower"], 50 + widest["q_lower"] * growth)
+
+
 def test_a_model_without_calibration_is_an_error() -> None:
     calibration = intervals.calibrate(_normal_backtest(seed=1), LEVEL)
     forecasts = pd.DataFrame(

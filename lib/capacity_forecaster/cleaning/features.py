@@ -2,8 +2,10 @@
 
 The chain is ``grid.to_long`` (a complete daily grid per server x metric) ->
 ``clean.clean_series`` (outliers replaced, short gaps interpolated) ->
-``calendar_features.add_calendar_features`` -> ``lag_features.add_lag_features`` -> drop rows
-that are still incomplete. ``build_features`` runs it; ``check_features`` asserts the stage's
+``calendar_features.add_calendar_features`` -> ``lag_features.add_lag_features`` -> keep the
+days with a value (observed, or imputed inside a short gap). No valid day is dropped to warm
+up the lag and rolling columns: they are empty where their window is incomplete, since no
+later stage reads them (the tree models build their own features from the series). ``build_features`` runs it; ``check_features`` asserts the stage's
 post-conditions. Plain functions on frames; no I/O.
 """
 
@@ -46,8 +48,8 @@ def build_features(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Stage 03: metrics + servers -> (features, summary).
 
-    Rows still NaN in ``value`` or any feature (warm-up rows, long gaps and the days after them)
-    are dropped. Summary counts are over the long grid: rows_in (grid rows), rows_out,
+    Days without a value (inside gaps longer than ``impute_limit_days``, which are not
+    imputed) are left out; every observed day is kept. Summary counts are over the long grid: rows_in (grid rows), rows_out,
     dropped_rows, missing (NaN days on the grid), outliers, imputed, and the same by metric.
     """
     began = time.perf_counter()
@@ -56,12 +58,11 @@ def build_features(
     frame = add_calendar_features(frame, servers, params.quarter_end_business_days)
     frame = add_lag_features(frame, params.lags, params.rolling_windows)
 
-    must_be_set = ["value", *lag_columns(params.lags, params.rolling_windows)]
-    complete = np.isfinite(frame[must_be_set].to_numpy(dtype=np.float64)).all(axis=1)
+    complete = np.isfinite(frame["value"].to_numpy(dtype=np.float64, na_value=np.nan))
     features = frame.loc[complete, output_columns(params)].reset_index(drop=True)
     summary = _summary(metrics, frame, complete, features, params)
     logger.info(
-        "build_features: %d grid rows -> %d rows x %d columns (%d dropped: warm-up, gaps > %d days) "
+        "build_features: %d grid rows -> %d rows x %d columns (%d left out: inside gaps > %d days) "
         "in %.1fs",
         summary["rows_in"],
         features.shape[0],
@@ -77,7 +78,8 @@ def check_features(features: pd.DataFrame, params: FeatureParams) -> None:
     """Stage 03 post-conditions; raises StageCheckError listing every failure.
 
     Non-empty; every expected column; boolean flags as bool; no NaN or inf in any numeric
-    column (``value_raw`` may be NaN exactly on imputed rows, where no value was observed);
+    column (``value_raw`` may be NaN exactly on imputed rows, where no value was observed; the
+    lag and rolling columns where their window is incomplete);
     unique (server_id, metric, date); every metric present.
     """
     if features.empty:
@@ -91,7 +93,7 @@ def check_features(features: pd.DataFrame, params: FeatureParams) -> None:
         for name in BOOL_COLUMNS
         if features[name].dtype != bool
     ]
-    problems += _number_problems(features)
+    problems += _number_problems(features, set(lag_columns(params.lags, params.rolling_windows)))
     duplicates = int(features.duplicated(list(KEY_COLUMNS)).sum())
     if duplicates:
         problems.append(f"{duplicates} duplicate (server_id, metric, date) row(s)")
@@ -103,8 +105,9 @@ def check_features(features: pd.DataFrame, params: FeatureParams) -> None:
     logger.info("check_features: %d rows x %d columns ok", *features.shape)
 
 
-def _number_problems(features: pd.DataFrame) -> list[str]:
-    """NaN (``value_raw`` aside, on imputed rows) and infinite values in numeric columns."""
+def _number_problems(features: pd.DataFrame, may_be_empty: set[str]) -> list[str]:
+    """NaN (``value_raw`` aside on imputed rows, and ``may_be_empty`` columns) and infinite
+    values in numeric columns."""
     problems = []
     imputed = features["is_imputed"].to_numpy(dtype=bool)
     for name in features.select_dtypes(include="number").columns:
@@ -112,6 +115,8 @@ def _number_problems(features: pd.DataFrame) -> list[str]:
         nan = np.isnan(values)
         if name == "value_raw":
             nan &= ~imputed
+        elif name in may_be_empty:
+            nan[:] = False
         if nan.any():
             problems.append(f"column {name} has {int(nan.sum())} NaN value(s)")
         inf = np.isinf(values)

@@ -175,9 +175,10 @@ FEATURES = Product(
             Column("is_eoq_window", "bool"),
             Column("days_to_quarter_end", "int", min=0),
             Column("is_holiday", "bool"),
-            *(_utilisation(f"lag_{lag}") for lag in (1, 7, 14, 28)),
+            # Empty where the window reaches back past the series' first day or into a gap.
+            *(_utilisation(f"lag_{lag}", nullable=True) for lag in (1, 7, 14, 28)),
             *(
-                Column(f"roll_{stat}_{days}", "float", min=0.0)
+                Column(f"roll_{stat}_{days}", "float", nullable=True, min=0.0)
                 for days in (7, 28)
                 for stat in ("mean", "std", "max")
             ),
@@ -290,6 +291,8 @@ FORECASTS = Product(
             _utilisation("yhat_lower"),
             _utilisation("yhat_upper"),
             Column("is_champion", "bool"),
+            # Past the days the backtest scored (a short history): interval extrapolated.
+            Column("beyond_backtest", "bool"),
         )
     ),
 )

@@ -81,6 +81,17 @@ class ModelAccuracy(_Summary):
     coverage: Share | None
 
 
+class BacktestPlanReport(_Summary):
+    """Where the backtest's origins fell and how far it scored: the params, or what a short
+    history could hold (``adjustments`` says what was changed)."""
+
+    origins: list[IsoDate]
+    scored_horizon_days: Annotated[int, Field(ge=1)]
+    step_days: Annotated[int, Field(ge=1)]
+    forecast_horizon_days: Annotated[int, Field(ge=1)]
+    adjustments: list[str]
+
+
 class BacktestReport(_Summary):
     """The backtest's accuracy by model, the champions and the horizon it validated."""
 
@@ -92,6 +103,7 @@ class BacktestReport(_Summary):
     models_by_metric: list[ModelAccuracy]
     interval_calibration: dict[str, str]
     champions: dict[str, Count]
+    backtest: BacktestPlanReport
 
 
 # forecasts/summary.json (05_forecast)

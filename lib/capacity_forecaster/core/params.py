@@ -140,6 +140,11 @@ class SyntheticParams(_Section):
     )
 
 
+# The shortest history the pipeline forecasts from: 14 days to train and two backtest origins
+# each scored on 7 (``forecasting.backtest_plan.MIN_BACKTEST_DAYS``, which a test holds equal).
+MIN_HISTORY_FLOOR = 22
+
+
 class DataParams(_Section):
     """Where the metrics and inventory come from, and the gaps and history they must meet."""
 
@@ -163,10 +168,13 @@ class DataParams(_Section):
         description="A metric missing more than this share (0-1) of server-days fails validation",
     )
     min_history_days: int = Field(
-        56,
-        ge=1,
+        28,
+        ge=MIN_HISTORY_FLOOR,
         le=3650,
-        description="Servers with fewer days of history are left out (and listed)",
+        description=(
+            "Servers with fewer days of history are left out (and listed); at least "
+            f"{MIN_HISTORY_FLOOR}, the shortest history a backtest fits"
+        ),
     )
 
     @model_validator(mode="after")
@@ -248,7 +256,13 @@ class ForecastParams(_Section):
     """How far ahead every server and metric is forecast."""
 
     horizon_days: int = Field(
-        120, ge=90, le=180, description="Days forecast ahead, and scored at each backtest origin"
+        120,
+        ge=7,
+        le=365,
+        description=(
+            "Days forecast ahead, and scored at each backtest origin (fewer when the history "
+            "is too short: models/metrics.json says so)"
+        ),
     )
 
 

@@ -30,7 +30,13 @@ from capacity_forecaster.core import calendar, catalog, scoring
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.vocabulary import SERIES_KEY
 from capacity_forecaster.forecasting import intervals as conformal
-from capacity_forecaster.forecasting.evaluation import MIN_TRAIN_DAYS, evaluate
+from capacity_forecaster.forecasting.backtest_plan import (
+    MIN_TRAIN_DAYS,
+    BacktestPlan,
+    plan_backtest,
+    too_short_message,
+)
+from capacity_forecaster.forecasting.evaluation import evaluate
 from capacity_forecaster.forecasting.models import SEASON_CALIBRATED, ForecastModel
 
 logger = logging.getLogger(__name__)
@@ -42,7 +48,8 @@ Factories = dict[str, Callable[[], ForecastModel]]
 class BacktestResult:
     """Everything stage 04 learns from its backtest (``run``)."""
 
-    horizon_days: int  # days ahead every model was fitted for and scored on
+    horizon_days: int  # the forecast's horizon, which the final models are fitted for
+    plan: BacktestPlan  # the origins and the days scored after each (maybe fewer than the horizon)
     origins: list[pd.Timestamp]  # oldest first
     results: pd.DataFrame  # rows of ``run_backtest``
     season: pd.DataFrame  # rows of ``run_season_backtest`` (none when no model qualifies)
@@ -64,25 +71,46 @@ def run(
     interval: float,
 ) -> BacktestResult:
     """Backtest every model of ``factories`` at ``n_origins`` origins ``step_days`` apart, each
-    fitted for and scored on ``horizon_days``; check the rows, score them, choose champions and
-    calibrate the forecast's intervals at level ``interval``.
+    fitted for and scored on ``horizon_days`` (the forecast's horizon), or the backtest a short
+    history can hold (``backtest_plan.plan_backtest``); check the rows, score them, choose
+    champions and calibrate the forecast's intervals at level ``interval``.
 
     ``history`` is long (server_id, metric, date, value, is_imputed), ``servers`` the fleet's
-    metadata. Raises StageCheckError when the history is too short or a model fails to
-    forecast every origin inside 0-100.
+    metadata. Raises StageCheckError when the history holds no backtest at all or a model
+    fails to forecast inside 0-100.
     """
     enabled = list(factories)
-    last_day = pd.Timestamp(history["date"].max())
-    origins = backtest_origins(last_day, horizon_days, n_origins, step_days)
-    results, seconds = run_backtest(history, servers, factories, origins, horizon_days=horizon_days)
-    check_backtest(results, enabled, len(origins))
-    season = run_season_backtest(history, servers, factories, origins, horizon_days=horizon_days)
-    report, series_scores, champions = evaluate(
-        results, history, enabled, interval, origins, seconds, season, horizon_days=horizon_days
+    first_day, last_day = pd.Timestamp(history["date"].min()), pd.Timestamp(history["date"].max())
+    plan = plan_backtest(
+        first_day,
+        last_day,
+        forecast_horizon_days=horizon_days,
+        n_origins=n_origins,
+        step_days=step_days,
     )
+    if plan is None:
+        raise StageCheckError(f"04_train: {too_short_message(first_day, last_day)}")
+    for line in plan.adjustments:
+        logger.warning("backtest: %s", line)
+    scored = plan.horizon_days
+    results, seconds = run_backtest(history, servers, factories, plan.origins, horizon_days=scored)
+    check_backtest(results, enabled, len(plan.origins))
+    season = run_season_backtest(history, servers, factories, plan.origins, horizon_days=scored)
+    report, series_scores, champions = evaluate(
+        results,
+        history,
+        enabled,
+        interval,
+        plan.origins,
+        seconds,
+        season,
+        horizon_days=horizon_days,
+    )
+    report["backtest"] = plan.describe()
     return BacktestResult(
         horizon_days=horizon_days,
-        origins=origins,
+        plan=plan,
+        origins=plan.origins,
         results=results,
         season=season,
         fit_seconds=seconds,
@@ -93,21 +121,13 @@ def run(
     )
 
 
-def backtest_origins(
-    last_date: pd.Timestamp, horizon_days: int, n_origins: int, step_days: int
-) -> list[pd.Timestamp]:
-    """Origins, oldest first: the latest is ``horizon_days`` before the last day, then every ``step_days`` back."""
-    latest = pd.Timestamp(last_date) - pd.Timedelta(days=horizon_days)
-    return [latest - pd.Timedelta(days=step_days * k) for k in reversed(range(n_origins))]
-
-
 def check_history_length(
     history: pd.DataFrame, origins: list[pd.Timestamp], horizon_days: int
 ) -> None:
     """Fail clearly when the oldest origin leaves no series ``MIN_TRAIN_DAYS`` to train on.
 
-    The backtest needs MIN_TRAIN_DAYS + horizon + the span of its origins; a fleet with less
-    history would otherwise fail deep inside a model fit.
+    ``run`` plans origins that always leave enough; this guards direct callers of
+    ``run_backtest`` with origins of their own.
     """
     first_day = history["date"].min()
     last_day = history["date"].max()
@@ -118,11 +138,10 @@ def check_history_length(
     need = have + MIN_TRAIN_DAYS - ((oldest - first_day).days + 1)
     span = (max(origins) - oldest).days
     raise StageCheckError(
-        f"04_train: {have} days of history after the ETL's warm-up ({first_day.date()} to "
-        f"{last_day.date()}) are too few for the backtest, which needs {need}: {MIN_TRAIN_DAYS} to train before its oldest "
-        f"origin, {span} between its {len(origins)} origins (models.backtest_origins, "
-        f"models.backtest_step_days) and {horizon_days} to score (forecast.horizon_days). "
-        "Supply more history or lower those params."
+        f"04_train: {have} days of history ({first_day.date()} to {last_day.date()}) are too "
+        f"few for these backtest origins, which need {need}: {MIN_TRAIN_DAYS} to train before "
+        f"the oldest origin, {span} between its {len(origins)} origins and {horizon_days} to "
+        "score."
     )
 
 

@@ -19,8 +19,8 @@ from capacity_forecaster.core import scoring
 from capacity_forecaster.core.jsonable import records
 from capacity_forecaster.core.vocabulary import BASELINE_MODEL, CHAMPION, SERIES_KEY
 from capacity_forecaster.forecasting import intervals as conformal
+from capacity_forecaster.forecasting.backtest_plan import MIN_TRAIN_DAYS
 
-MIN_TRAIN_DAYS = 56  # a series needs this much history at an origin to be forecast there
 FLAT_STD = 0.05  # percent points: a series this flat is left to the baseline
 
 

@@ -35,6 +35,7 @@ FORECAST_COLUMNS = [
     "yhat_lower",
     "yhat_upper",
     "is_champion",
+    "beyond_backtest",
 ]
 
 
@@ -76,8 +77,13 @@ def build_forecasts(
     calibration: pd.DataFrame,
     champions: pd.DataFrame,
     horizon_days: int,
+    scored_horizon_days: int | None = None,
 ) -> pd.DataFrame:
-    """Predict the horizon with every fitted model, add calibrated intervals, mark champions."""
+    """Predict the horizon with every fitted model, add calibrated intervals, mark champions.
+
+    ``scored_horizon_days``: the days ahead the backtest scored, when fewer than
+    ``horizon_days``; rows past it are flagged ``beyond_backtest`` and their intervals
+    extended (``intervals.apply``)."""
     last_date = history["date"].max()
     dates = horizon_dates(last_date, horizon_days)
     scale = scoring.seasonal_naive_scale(history).reset_index()
@@ -94,7 +100,9 @@ def build_forecasts(
     frame = pd.concat(parts, ignore_index=True).merge(scale, on=list(SERIES_KEY), how="left")
     frame["scale"] = frame["scale"].fillna(scoring.SCALE_FLOOR)
     frame["horizon"] = (frame["date"] - last_date).dt.days
-    frame = conformal.apply(frame, calibration)
+    scored = horizon_days if scored_horizon_days is None else scored_horizon_days
+    frame = conformal.apply(frame, calibration, scored)
+    frame["beyond_backtest"] = frame["horizon"] > scored
     picked = champions[[*SERIES_KEY, "champion"]]
     frame = frame.merge(picked, on=list(SERIES_KEY), how="left")
     frame["is_champion"] = frame["model"] == frame["champion"]

@@ -75,11 +75,17 @@ def calibrate(backtest: pd.DataFrame, level: float) -> pd.DataFrame:
     return table.drop(columns=["p_lower", "p_upper"])
 
 
-def apply(forecasts: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
+def apply(
+    forecasts: pd.DataFrame, calibration: pd.DataFrame, scored_horizon_days: int | None = None
+) -> pd.DataFrame:
     """Add yhat_lower / yhat_upper to forecast rows (model, metric, horizon, yhat, scale).
 
     Buckets beyond the calibrated horizons use the widest calibrated bucket; a model or metric
-    with no calibration at all is an error (its intervals would be made up).
+    with no calibration at all is an error (its intervals would be made up). Past
+    ``scored_horizon_days`` (the days the backtest scored, when a short history scored fewer
+    than the forecast runs) no residual was ever measured: the offsets then grow with the
+    square root of the horizon (``extension_factor``), as a random walk's spread does, rather
+    than staying at the width of the last day measured.
     """
     buckets = horizon_bucket(forecasts["horizon"])
     widest = calibration.groupby(["model", "metric"])["bucket"].max().rename("widest").reset_index()
@@ -95,6 +101,8 @@ def apply(forecasts: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
     keys["bucket"] = np.minimum(keys["bucket"], keys["widest"]).astype(int)
     offsets = keys.merge(_every_bucket(calibration), on=CALIBRATION_KEYS, how="left")
     scale = forecasts["scale"].clip(lower=SCALE_FLOOR).to_numpy()
+    if scored_horizon_days is not None:
+        scale = scale * extension_factor(forecasts["horizon"].to_numpy(), scored_horizon_days)
     yhat = forecasts["yhat"].to_numpy()
     result = forecasts.copy()
     result["yhat_lower"] = np.clip(yhat + offsets["q_lower"].to_numpy() * scale, 0.0, 100.0)
@@ -102,6 +110,13 @@ def apply(forecasts: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
     result["yhat_lower"] = np.minimum(result["yhat_lower"], result["yhat"])
     result["yhat_upper"] = np.maximum(result["yhat_upper"], result["yhat"])
     return result
+
+
+def extension_factor(horizon: np.ndarray, scored_horizon_days: int) -> np.ndarray:
+    """How much wider an interval is drawn past the backtest's scored horizon: 1 up to it,
+    sqrt(horizon / scored_horizon_days) beyond."""
+    ratio = np.asarray(horizon, dtype=float) / float(scored_horizon_days)
+    return np.sqrt(np.maximum(ratio, 1.0))
 
 
 def _every_bucket(calibration: pd.DataFrame) -> pd.DataFrame:

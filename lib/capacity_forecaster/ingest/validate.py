@@ -23,6 +23,7 @@ from capacity_forecaster.core.contract import (
     SERVER_REQUIRED_COLUMNS,
     SERVER_TEXT_COLUMNS,
 )
+from capacity_forecaster.core.params import MIN_HISTORY_FLOOR
 from capacity_forecaster.core.vocabulary import METRICS
 from capacity_forecaster.ingest.coerce import as_number, as_text, server_ids
 from capacity_forecaster.ingest.dates import parse_dates
@@ -172,9 +173,16 @@ def _history_span(days: np.ndarray, source: str, min_history_days: int) -> int:
             source,
             f"{col('date')}: {span_days} days of history "
             f"({show(pd.Timestamp(first))} to {show(pd.Timestamp(last))}), "
-            f"data.min_history_days is {min_history_days}",
+            f"data.min_history_days is {min_history_days}{_floor_hint(span_days, min_history_days)}",
         )
     return span_days
+
+
+def _floor_hint(have_days: int, min_history_days: int) -> str:
+    """What the user can do: lower data.min_history_days, or, at its floor, supply more days."""
+    if have_days >= MIN_HISTORY_FLOOR and min_history_days > MIN_HISTORY_FLOOR:
+        return f"; lower it (to {have_days} or less, at least {MIN_HISTORY_FLOOR})"
+    return f"; the shortest history the pipeline forecasts from is {MIN_HISTORY_FLOOR} days: supply more"
 
 
 def _drop_short_histories(
@@ -195,7 +203,8 @@ def _drop_short_histories(
         raise fail(
             source,
             f"{col('date')}: no server has {min_history_days} days of history "
-            f"(longest {int(history.max())} days, data.min_history_days is {min_history_days})",
+            f"(longest {int(history.max())} days, data.min_history_days is {min_history_days}"
+            f"{_floor_hint(int(history.max()), min_history_days)})",
         )
     if short.any():
         dropped = [str(rows.server_names[int(i)]) for i in np.flatnonzero(short)]

@@ -22,6 +22,18 @@ from capacity_forecaster.core.vocabulary import SERIES_KEY
 PREDICTION_COLUMNS = [*SERIES_KEY, "date", "yhat"]
 
 
+def no_predictions() -> pd.DataFrame:
+    """``PREDICTION_COLUMNS`` with no rows, typed (a model with nothing fitted predicts this)."""
+    return pd.DataFrame(
+        {
+            "server_id": pd.Series(dtype=object),
+            "metric": pd.Series(dtype=object),
+            "date": pd.Series(dtype="datetime64[ns]"),
+            "yhat": pd.Series(dtype=float),
+        }
+    )
+
+
 class ForecastModel(ABC):
     """A forecast model (see the module docstring). Subclasses set ``name``, the params name."""
 

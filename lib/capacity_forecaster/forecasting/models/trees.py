@@ -25,7 +25,11 @@ from threadpoolctl import threadpool_limits
 from capacity_forecaster.core import calendar
 from capacity_forecaster.core.vocabulary import SERIES_KEY
 from capacity_forecaster.core.workers import process_pool
-from capacity_forecaster.forecasting.models.base import PREDICTION_COLUMNS, ForecastModel
+from capacity_forecaster.forecasting.models.base import (
+    PREDICTION_COLUMNS,
+    ForecastModel,
+    no_predictions,
+)
 from capacity_forecaster.forecasting.models.tree_features import (
     FEATURES,
     METADATA_CATEGORIES,
@@ -40,7 +44,10 @@ from capacity_forecaster.forecasting.models.tree_features import (
 
 logger = logging.getLogger(__name__)
 
-MIN_ORIGIN_HISTORY = 56  # days of history a training origin needs
+# Days of history a training origin needs: 56 where the history allows (a quarter-end surge and
+# 28-day windows seen), else half the history, so a short fleet still trains on what it has.
+MIN_ORIGIN_HISTORY = 56
+SHORTEST_ORIGIN_HISTORY = 7
 
 
 @dataclass
@@ -142,7 +149,8 @@ class TreeModel(ForecastModel):
         grid, state, target_cal, meta = self._prepare(series, extra_days=0)
         n_days, n_series = grid.values.shape
         last = n_days - 1
-        origins = np.arange(last - 1, MIN_ORIGIN_HISTORY - 1, -self.origin_step_days)
+        first_origin = min(MIN_ORIGIN_HISTORY, max(SHORTEST_ORIGIN_HISTORY, n_days // 2))
+        origins = np.arange(last - 1, first_origin - 1, -self.origin_step_days)
         if len(origins) == 0:
             return pd.DataFrame(columns=FEATURES), np.empty(0), grid.dates[-1]
         # Sample horizons per origin so the rows stay within max_rows but every h is seen.
@@ -189,11 +197,7 @@ class TreeModel(ForecastModel):
             fitted = self.fitted_.get(str(metric))
             if fitted is not None:
                 frames.append(self._predict_metric(str(metric), series, fitted, dates))
-        result = (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else pd.DataFrame(columns=PREDICTION_COLUMNS)
-        )
+        result = pd.concat(frames, ignore_index=True) if frames else no_predictions()
         return result.sort_values([*SERIES_KEY, "date"], ignore_index=True)[PREDICTION_COLUMNS]
 
     def _predict_metric(
