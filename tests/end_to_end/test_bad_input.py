@@ -109,8 +109,9 @@ FILE_ERRORS = {
     "binary-not-csv": FileCase(
         lambda m, s: (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", s), ("metrics.csv", "not UTF-8")
     ),
-    "missing-column": FileCase(
-        lambda m, s: (m.drop(columns="mem_p95"), s), ("metrics.csv", "missing column: 'mem_p95'")
+    "no-metric-column": FileCase(
+        lambda m, s: (m.drop(columns=["cpu_p95", "mem_p95", "disk_p95"]), s),
+        ("metrics.csv", "no metric column", "'cpu_p95'"),
     ),
     "non-numeric-strings": FileCase(
         _set("cpu_p95", [5, 9], ["high", "12,5"]),
@@ -124,10 +125,10 @@ FILE_ERRORS = {
         ("metrics.csv", "4 duplicate rows", "one row per server per day"),
     ),
     "negative-values": FileCase(
-        _set("disk_p95", [2], [-4.0]), ("metrics.csv", "'disk_p95'", "outside 0..100", "-4")
+        _set("disk_p95", [2], [-4.0]), ("metrics.csv", "'disk_p95'", "below 0 percent", "-4")
     ),
-    "over-100-percent": FileCase(
-        _set("mem_p95", [7], [140.0]), ("metrics.csv", "'mem_p95'", "outside 0..100", "140")
+    "infinite-value": FileCase(
+        _set("mem_p95", [7], [float("inf")]), ("metrics.csv", "'mem_p95'", "1 value infinite")
     ),
     "missing-share-above-threshold": FileCase(
         _missing_share, ("metrics.csv", "'cpu_p95'", "missing share", "data.max_missing_share")
@@ -136,8 +137,8 @@ FILE_ERRORS = {
         _unknown_server, ("metrics.csv", "1 server not in", "servers.csv", "'srv-ghost'")
     ),
     "history-too-short": FileCase(
-        lambda m, s: (m[m["date"] > m["date"].max() - pd.Timedelta(days=30)], s),
-        ("metrics.csv", "30 days of history", "data.min_history_days is 56"),
+        lambda m, s: (m[m["date"] > m["date"].max() - pd.Timedelta(days=20)], s),
+        ("metrics.csv", "longest 20 days", "data.min_history_days is 28", "supply more"),
     ),
     "single-day": FileCase(
         lambda m, s: (m[m["date"] == m["date"].max()], s), ("metrics.csv", "only 1 day of data")
@@ -210,18 +211,6 @@ def test_missing_data_file_names_the_path(tmp_path: Path, fleet) -> None:
     result = run_all("--params", str(params), "--run-id", "bad", "--only", "02")
     line = assert_failed_cleanly(result, tmp_path / "out" / "bad", 1)
     assert str(tmp_path / "metrics.csv") in line and "not found" in line, line
-
-
-def test_history_shorter_than_the_backtest_needs(tmp_path: Path, fleet) -> None:
-    # 120 days pass validation (data.min_history_days is 56); after the features' 28-day
-    # warm-up 92 are left, and the backtest needs 202.
-    params = own_data_params(tmp_path, *fleet)
-    result = run_all("--params", str(params), "--run-id", "short", "--only", "02,03,04")
-    root = tmp_path / "out" / "short"
-    line = assert_failed_cleanly(result, root, 1)
-    assert line.startswith("error: 04_train failed in cell"), line
-    assert "92 days of history" in line and "needs 202" in line, line
-    assert "forecast.horizon_days" in line and not (root / "models").exists()
 
 
 def test_a_single_server_fleet_runs_to_the_report_with_one_cluster(tmp_path: Path) -> None:

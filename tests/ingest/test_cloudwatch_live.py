@@ -36,7 +36,9 @@ import pytest
 from botocore.stub import Stubber
 from pydantic import ValidationError
 
+from capacity_forecaster.core.params import Params
 from capacity_forecaster.core.params_cloudwatch import CloudWatchSourceOptions
+from capacity_forecaster.core.storage import open_run_storage
 from capacity_forecaster.ingest.cloudwatch.aws import AwsClients, RequestLog, chunked, open_clients
 from capacity_forecaster.ingest.cloudwatch.daily import (
     DayWindow,
@@ -47,7 +49,8 @@ from capacity_forecaster.ingest.cloudwatch.daily import (
 )
 from capacity_forecaster.ingest.cloudwatch.inventory import describe_instances
 from capacity_forecaster.ingest.cloudwatch_live import CloudWatchSourceError, read_cloudwatch
-from capacity_forecaster.ingest.validate import validate_metrics, validate_servers
+from capacity_forecaster.ingest.sources import read_fleet
+from capacity_forecaster.ingest.validate import validate_fleet, validate_metrics, validate_servers
 from tests.conftest import FAKE_ACCESS_KEY, FAKE_SECRET_KEY
 
 # Each scenario seeds its own region of the shared moto server, so none sees another's data.
@@ -516,3 +519,35 @@ def test_options_reject_unknown_keys_and_out_of_range_values() -> None:
         name for name, info in CloudWatchSourceOptions.model_fields.items() if not info.description
     ]
     assert undocumented == []
+
+
+@pytest.mark.s3
+def test_stage_02_reads_the_live_fleet_into_tables_that_validate(
+    tmp_path: Any,
+    s3_endpoint: str,
+    aws_env: dict[str, str],
+    fleet: dict[str, str],
+    moto_percentiles: None,
+) -> None:
+    # read_fleet reads up to yesterday: three days back cover the two seeded days.
+    options = fleet_options(s3_endpoint, lookback_days=3)
+    params = Params.model_validate(
+        {
+            "run": {"output_root": str(tmp_path)},
+            "data": {"source": "cloudwatch", "cloudwatch": options.model_dump()},
+        }
+    )
+    raw = read_fleet(params, open_run_storage(params, "live"), "02_load")
+    assert raw.summary["source"] == "cloudwatch"
+    assert raw.summary["counts"]["aws_requests"]["cloudwatch:GetMetricData"] >= 1
+    metrics, _, _ = validate_metrics(
+        raw.metrics, raw.metrics_source, max_missing_share=1.0, min_history_days=1
+    )
+    servers, _ = validate_servers(raw.servers, raw.servers_source)
+    metrics, servers, _ = validate_fleet(
+        metrics, servers, metrics_source=raw.metrics_source, servers_source=raw.servers_source
+    )
+    assert sorted(servers["server_id"]) == sorted([fleet["web"], fleet["batch"]])
+    web = metrics[metrics["server_id"] == fleet["web"]]
+    # Yesterday, in the window but not seeded, is a row without values (a missing day).
+    assert web["cpu_p95"].dropna().tolist() == [expected_p95(10, 0), expected_p95(10, 1)]

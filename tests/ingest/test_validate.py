@@ -8,13 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capacity_forecaster.core.contract import METRIC_COLUMNS, SERVER_REQUIRED_COLUMNS
+from capacity_forecaster.core.contract import (
+    METRIC_COLUMNS,
+    SERVER_REQUIRED_COLUMNS,
+    monitored_metrics,
+)
 from capacity_forecaster.core.errors import DataValidationError
 from capacity_forecaster.core.vocabulary import METRICS
+from capacity_forecaster.ingest import validate
+from capacity_forecaster.ingest.quality import quality_summary
 from capacity_forecaster.ingest.validate import validate_fleet, validate_servers
 from tests.ingest.builders import (
     M_SRC,
     MAX_MISSING,
+    MIN_DAYS,
     S_SRC,
     check_metrics,
     make_metrics,
@@ -88,14 +95,14 @@ BAD_INPUTS: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     # --- metrics
     ("no rows", metrics_case(lambda f: f.iloc[:0]), (M_SRC, "0 rows")),
     (
-        "one missing column",
-        metrics_case(lambda f: _drop_columns(f, "mem_p95")),
-        (M_SRC, "1 missing column", "'mem_p95'"),
+        "no metric column",
+        metrics_case(lambda f: _drop_columns(f, "cpu_p95", "mem_p95", "disk_p95")),
+        (M_SRC, "no metric column", "'cpu_p95'", "found 'date', 'server_id'"),
     ),
     (
         "two missing columns",
         metrics_case(lambda f: _drop_columns(f, "date", "disk_p95")),
-        (M_SRC, "2 missing columns", "'date'", "'disk_p95'"),
+        (M_SRC, "1 missing column", "'date'"),
     ),
     (
         "duplicate column names",
@@ -155,17 +162,17 @@ BAD_INPUTS: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     (
         "negative metric",
         with_values("mem_p95", [0, 1], [-3.0, -0.5]),
-        (M_SRC, "column 'mem_p95'", "2 values outside 0..100", "-3", "-0.5"),
+        (M_SRC, "column 'mem_p95'", "2 values below 0 percent", "-3", "-0.5"),
     ),
     (
         "metric above 100",
         with_values("disk_p95", [5], [140.5]),
-        (M_SRC, "column 'disk_p95'", "1 value outside 0..100", "140.5"),
+        (M_SRC, "column 'disk_p95'", "1 value above 100 percent", "140.5", "data.over_100: clip"),
     ),
     (
         "infinite metric",
         with_values("cpu_p95", [5], ["inf"]),
-        (M_SRC, "column 'cpu_p95'", "1 value outside 0..100", "inf"),
+        (M_SRC, "column 'cpu_p95'", "1 value infinite", "inf"),
     ),
     (
         "duplicate server-days",
@@ -408,3 +415,50 @@ def test_servers_keep_extras_strip_text_and_parse_dates() -> None:
     assert clean["commissioned_date"].dtype == np.dtype("datetime64[ns]")
     assert clean["commissioned_date"].isna().tolist() == [False, True, False]
     assert any("commissioned_date" in w for w in warnings)
+
+
+# --- over 100 %, and metrics a fleet does not monitor -------------------------------------
+
+
+def _validate(frame: pd.DataFrame, **kwargs: object) -> validate.ValidatedMetrics:
+    return validate.validate_metrics(
+        frame, M_SRC, max_missing_share=MAX_MISSING, min_history_days=MIN_DAYS, **kwargs
+    )
+
+
+def test_values_over_100_are_clipped_and_counted_per_server_and_metric() -> None:
+    frame = make_metrics()
+    frame.loc[[0, 1, 2], "cpu_p95"] = [101.0, 116.0, 100.0]  # srv-00: 2 over, one at 100
+    frame.loc[45, "mem_p95"] = 103.5  # srv-01
+    clean, warnings, clipped = _validate(frame, over_100="clip")
+    assert clipped == {"srv-00": {"cpu_p95": 2}, "srv-01": {"mem_p95": 1}}
+    assert clean["cpu_p95"].iloc[:3].tolist() == [100.0, 100.0, 100.0]
+    assert clean["mem_p95"].max() == 100.0
+    cpu_warning = next(w for w in warnings if "'cpu_p95'" in w)
+    assert "2 values above 100 percent clipped to 100 (max 116.0) on 1 server" in cpu_warning
+    with pytest.raises(DataValidationError, match=r"2 values above 100 percent.*over_100: clip"):
+        _validate(frame, over_100="fail")
+
+
+def test_an_absent_or_empty_metric_is_not_monitored_and_kept_as_nan() -> None:
+    frame = make_metrics().drop(columns="disk_p95").assign(mem_p95=np.nan)
+    clean, warnings, _ = _validate(frame)
+    assert list(clean.columns) == ["date", "server_id", *METRICS]
+    assert clean["disk_p95"].isna().all() and clean["mem_p95"].isna().all()
+    assert len(warnings) == 1
+    assert "not monitored ('disk_p95' absent; 'mem_p95' empty)" in warnings[0]
+    assert monitored_metrics(clean) == ["cpu_p95"]
+    summary = quality_summary(clean, make_servers(), warnings)
+    assert summary["metrics_monitored"] == ["cpu_p95"]
+    assert summary["metrics"]["disk_p95"]["monitored"] is False
+
+
+def test_a_server_that_never_reports_a_metric_is_named_not_counted_as_missing() -> None:
+    frame = make_metrics(n_servers=4)
+    frame.loc[frame["server_id"] == "srv-02", "disk_p95"] = np.nan  # a quarter of disk values
+    clean, warnings, _ = _validate(frame)  # max_missing_share 0.1 holds over the other 3
+    assert len(clean) == len(frame)
+    assert any("'disk_p95': never reported by 1 server (e.g. 'srv-02')" in w for w in warnings)
+    summary = quality_summary(clean, make_servers(4), warnings)
+    assert summary["metrics"]["disk_p95"]["servers_not_reporting"] == ["srv-02"]
+    assert summary["metrics"]["disk_p95"]["monitored"] is True

@@ -166,6 +166,13 @@ def _metrics() -> dict:
         "models": overall,
         "models_by_metric": by_metric,
         "champions": {"gradient_boosting": 18},
+        "backtest": {
+            "origins": ["2026-03-02", "2026-03-30", "2026-04-27"],
+            "scored_horizon_days": 5,
+            "step_days": 28,
+            "forecast_horizon_days": 5,
+            "adjustments": [],
+        },
         "interval_calibration": {
             "gradient_boosting": BACKTEST_ORIGINS,
             "seasonal_naive": SAME_SEASON,
@@ -250,9 +257,21 @@ def _quality() -> dict:
         "date_end": "2026-06-30",
         "days": 395,
         "metrics": {
-            m: {"missing_share": 0.01, "min": 0.0, "max": 99.0, "mean": 40.0} for m in METRICS
+            m: {
+                "monitored": True,
+                "missing_share": 0.01,
+                "min": 0.0,
+                "max": 99.0,
+                "mean": 40.0,
+                "servers_not_reporting": [],
+                "clipped_over_100": 0,
+            }
+            for m in METRICS
         },
+        "metrics_monitored": list(METRICS),
         "missing_server_days_share": 0.012,
+        "clipped_over_100": {},
+        "source": {"source": "synthetic", "format": "daily"},
         "warnings": [f"extra column dropped: {BOLD}"],
     }
 

@@ -30,6 +30,7 @@ def test_headline_has_documented_keys_and_is_strict_json(fleet: Fleet) -> None:
     assert summary["generated_at"] == GENERATED_AT
     assert summary["forecast"] == {
         "horizon_days": 5,
+        "scored_horizon_days": 5,
         "first_date": "2026-07-01",
         "last_date": "2026-07-05",
     }
@@ -41,6 +42,7 @@ def test_headline_has_documented_keys_and_is_strict_json(fleet: Fleet) -> None:
         "date_start": "2025-06-01",
         "date_end": "2026-06-30",
         "days": 395,
+        "metrics_monitored": ["cpu_p95", "mem_p95", "disk_p95"],
         "business_units": 3,
         "regions": 2,
     }
@@ -126,7 +128,12 @@ def test_check_headline_refuses_nan(fleet: Fleet) -> None:
 
 
 def test_the_forecast_section_comes_from_the_forecast_summary(fleet: Fleet) -> None:
-    assert headline.HEADLINE_KEYS["forecast"] == ("horizon_days", "first_date", "last_date")
+    assert headline.HEADLINE_KEYS["forecast"] == (
+        "horizon_days",
+        "scored_horizon_days",
+        "first_date",
+        "last_date",
+    )
     fleet.forecast_summary = dict(fleet.forecast_summary, horizon_days=120)
     assert fleet.headline()["forecast"]["horizon_days"] == 120
     del fleet.forecast_summary["last_date"]
@@ -145,6 +152,18 @@ def test_check_headline_requires_the_forecast_section(fleet: Fleet) -> None:
 
 def test_outlook_line_names_horizon_window_and_date(fleet: Fleet) -> None:
     assert headline.outlook_line(fleet.headline()) == OUTLOOK
+
+
+def test_outlook_line_says_a_shortened_backtest_and_the_metrics_not_monitored(
+    fleet: Fleet,
+) -> None:
+    fleet.metrics["backtest"] = dict(fleet.metrics["backtest"], scored_horizon_days=3)
+    fleet.quality["metrics_monitored"] = ["cpu_p95", "mem_p95"]
+    line = headline.outlook_line(fleet.headline())
+    assert "(2026-07-01 \u2013 2026-07-05; backtested 3 days ahead, intervals beyond" in line
+    assert line.endswith(
+        "\u00b7 metrics CPU, Memory (Disk not monitored) \u00b7 generated 2026-07-01"
+    )
 
 
 def test_outlook_line_of_an_older_summary_leaves_the_forecast_out(fleet: Fleet) -> None:

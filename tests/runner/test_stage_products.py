@@ -15,7 +15,8 @@ from capacity_forecaster.runner.pipeline import Stage, discover_stages
 
 _CALL = re.compile(r"stage\.(read|write)\(\s*catalog\.([A-Z_]+)")
 # Stage 02 reads its inputs (the raw products, or the user's own files) through one helper.
-_RAW_INPUTS = re.compile(r"\bstage\.read_inputs\(")
+# Stage 02 reads the raw inputs through ingest.sources.read_fleet (catalog.read_inputs).
+_RAW_INPUTS = re.compile(r"\bstage\.read_inputs\(|\bread_fleet\(")
 STAGES = discover_stages()
 
 

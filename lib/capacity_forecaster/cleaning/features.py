@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -74,13 +75,15 @@ def build_features(
     return features, summary
 
 
-def check_features(features: pd.DataFrame, params: FeatureParams) -> None:
+def check_features(
+    features: pd.DataFrame, params: FeatureParams, monitored: Sequence[str] = METRICS
+) -> None:
     """Stage 03 post-conditions; raises StageCheckError listing every failure.
 
     Non-empty; every expected column; boolean flags as bool; no NaN or inf in any numeric
     column (``value_raw`` may be NaN exactly on imputed rows, where no value was observed; the
     lag and rolling columns where their window is incomplete);
-    unique (server_id, metric, date); every metric present.
+    unique (server_id, metric, date); every ``monitored`` metric present.
     """
     if features.empty:
         raise StageCheckError(f"{WHERE}: no rows")
@@ -97,7 +100,7 @@ def check_features(features: pd.DataFrame, params: FeatureParams) -> None:
     duplicates = int(features.duplicated(list(KEY_COLUMNS)).sum())
     if duplicates:
         problems.append(f"{duplicates} duplicate (server_id, metric, date) row(s)")
-    absent = sorted(set(METRICS) - set(features["metric"].astype(str).unique()))
+    absent = sorted(set(monitored) - set(features["metric"].astype(str).unique()))
     if absent:
         problems.append(f"metric(s) absent: {', '.join(absent)}")
     if problems:

@@ -361,8 +361,9 @@ CLUSTERS = Product(
             Column("pc2", "float"),
             *(Column(name, "string") for name in ("environment", "criticality")),
             *(Column(name, "string") for name in ("business_unit", "region")),
-            Column("cpu_cores", "int", min=1),
-            Column("memory_gb", "int", min=1),
+            # Capacity as the inventory or export gives it: a VM may have 2.998 GB of memory.
+            Column("cpu_cores", "float", min=0.0),
+            Column("memory_gb", "float", min=0.0),
             Column("monthly_cost_usd", "float", min=0.0),
         ),
         open=True,  # right-sizing and placement columns follow the profile

@@ -8,7 +8,9 @@ its input into them before validation.
 
 from __future__ import annotations
 
-from capacity_forecaster.core.vocabulary import METRICS
+import pandas as pd
+
+from capacity_forecaster.core.vocabulary import METRICS, MetricName
 
 # The daily metrics table, in column order: one row per server per day, P95 percent per metric.
 METRIC_COLUMNS = ("date", "server_id", *METRICS)
@@ -25,3 +27,9 @@ SERVER_REQUIRED_COLUMNS = (
     *SERVER_CAPACITY_COLUMNS,
     *SERVER_COST_COLUMNS,
 )
+
+
+def monitored_metrics(metrics: pd.DataFrame) -> list[MetricName]:
+    """The metrics a daily metrics table has at least one value of, in ``METRICS`` order; the
+    others are "not monitored" (a fleet without a disk agent) and every stage leaves them out."""
+    return [m for m in METRICS if m in metrics.columns and bool(metrics[m].notna().any())]

@@ -34,10 +34,13 @@ class _Summary(BaseModel):
 
 
 class MetricQuality(_Document):
+    monitored: bool  # False: no server reports it; every stage leaves it out
     missing_share: Share
     min: float | None
     max: float | None
     mean: float | None
+    servers_not_reporting: list[str]  # servers without one value of a metric others report
+    clipped_over_100: Count  # values above 100 % read as 100 (data.over_100: clip)
 
 
 class Quality(_Summary):
@@ -49,7 +52,12 @@ class Quality(_Summary):
     date_end: IsoDate
     days: Count
     metrics: dict[str, MetricQuality]
+    metrics_monitored: list[str]
     missing_server_days_share: Share | None
+    clipped_over_100: dict[str, dict[str, Count]]  # server -> metric -> values clipped
+    # Where the data came from: source, format, files or calls, and the export reader's counts
+    # (duplicates, partial days, repeated timestamps, capacity changes, ...).
+    source: dict[str, Any]
     warnings: list[str]
 
 
@@ -173,6 +181,9 @@ class HeadlineFleet(_Document):
     date_start: IsoDate = Field(description="first day of the validated history")
     date_end: IsoDate = Field(description="last day of the validated history")
     days: Count = Field(description="days from date_start to date_end inclusive")
+    metrics_monitored: list[str] = Field(
+        description="metrics with data; the others are not monitored and were left out"
+    )
     business_units: Count = Field(description="distinct business units in the inventory")
     regions: Count = Field(description="distinct regions in the inventory")
 
@@ -180,6 +191,12 @@ class HeadlineFleet(_Document):
 class HeadlineForecast(_Document):
     horizon_days: Annotated[int, Field(ge=1)] = Field(
         description="days ahead forecast, the horizon the models were backtested for"
+    )
+    scored_horizon_days: Annotated[int, Field(ge=1)] = Field(
+        description=(
+            "days ahead the backtest scored (below horizon_days on a short history: the "
+            "intervals past it are extrapolated and flagged beyond_backtest)"
+        )
     )
     first_date: IsoDate = Field(description="first forecast day")
     last_date: IsoDate = Field(description="last forecast day")

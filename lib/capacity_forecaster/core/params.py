@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from capacity_forecaster.core.errors import ParamsError
+from capacity_forecaster.core.params_cloudwatch import CloudWatchSourceOptions
+from capacity_forecaster.core.params_formats import FormatName, FormatOptions
 from capacity_forecaster.core.vocabulary import MODEL_NAMES, MetricName, ModelName
 
 # AWS bucket naming rules: 3-63 chars, lowercase letters, digits, dots and hyphens,
@@ -145,27 +147,69 @@ class SyntheticParams(_Section):
 MIN_HISTORY_FLOOR = 22
 
 
-class DataParams(_Section):
-    """Where the metrics and inventory come from, and the gaps and history they must meet."""
+# What ``data.format`` accepts: the daily contract itself, or a monitoring export's layout.
+InputFormat = Literal["daily", FormatName]
+ExportOverHundred = Literal["clip", "fail"]
 
-    source: Literal["synthetic", "file"] = Field(
+
+class DataParams(FormatOptions):
+    """Where the metrics and inventory come from, their layout (a daily table or a monitoring export), and the gaps and history they must meet."""
+
+    # timezone, min_day_coverage, cloudwatch_csv and prometheus come from FormatOptions: the
+    # export readers take these params as their options.
+
+    source: Literal["synthetic", "file", "cloudwatch"] = Field(
         "synthetic",
-        description="synthetic: generate a fleet; file: read metrics_path and servers_path",
+        description=(
+            "synthetic: generate a fleet; file: read metrics_path and servers_path; "
+            "cloudwatch: read a live EC2 fleet and its metrics (see data.cloudwatch)"
+        ),
+    )
+    format: InputFormat = Field(
+        "daily",
+        description=(
+            "Layout of metrics_path (source file): daily (the daily P95 table), samples (raw "
+            "timestamp, server_id, metric, value rows), cloudwatch_csv (a folder of CloudWatch "
+            "exports), prometheus_json (query_range results) or vm_trace (Bitbrains-style "
+            "per-VM CSVs)"
+        ),
     )
     metrics_path: str | None = Field(
-        None, description="Daily metrics table for source file: CSV or parquet, path or s3:// URI"
+        None,
+        description=(
+            "Metrics for source file, path or s3:// URI: a CSV or parquet table (format daily), "
+            "else a file or a folder (s3:// prefix) of the export's files"
+        ),
     )
     servers_path: str | None = Field(
-        None, description="Server inventory for source file: CSV or parquet, path or s3:// URI"
+        None,
+        description=(
+            "Server inventory for source file: CSV or parquet, path or s3:// URI; capacity an "
+            "export reports (vm_trace) overrides the inventory's"
+        ),
     )
     synthetic: SyntheticParams = Field(
         SyntheticParams(), description="The generated fleet, used when source is synthetic"
+    )
+    cloudwatch: CloudWatchSourceOptions = Field(
+        default_factory=CloudWatchSourceOptions,
+        description="The live EC2 fleet and CloudWatch metrics, used when source is cloudwatch",
+    )
+    over_100: ExportOverHundred = Field(
+        "clip",
+        description=(
+            "Utilisation above 100 %: clip (to 100, counted per server and metric in "
+            "validated/quality.json) or fail"
+        ),
     )
     max_missing_share: float = Field(
         0.1,
         ge=0,
         le=1,
-        description="A metric missing more than this share (0-1) of server-days fails validation",
+        description=(
+            "A metric missing more than this share (0-1) of server-days fails validation "
+            "(servers that never report the metric are listed instead)"
+        ),
     )
     min_history_days: int = Field(
         28,
@@ -178,11 +222,16 @@ class DataParams(_Section):
     )
 
     @model_validator(mode="after")
-    def _file_needs_paths(self) -> DataParams:
+    def _source_needs_its_settings(self) -> DataParams:
         if self.source == "file":
             missing = [k for k in ("metrics_path", "servers_path") if not getattr(self, k)]
             if missing:
                 raise ValueError(f"source is 'file' but {' and '.join(missing)} not set")
+        elif self.format != "daily":
+            raise ValueError(
+                f"format {self.format!r} reads files: set source to 'file' and metrics_path "
+                "to the export"
+            )
         return self
 
 

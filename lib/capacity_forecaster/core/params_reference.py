@@ -15,7 +15,7 @@ import enum
 import types
 from collections.abc import Iterator
 from pathlib import PurePath
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -78,6 +78,8 @@ def _type_name(annotation: Any) -> str:
     """A reader's name for a field's type: ``int``, ``one of `a`, `b` ``, ``list of int``."""
     origin = get_origin(annotation)
     args = get_args(annotation)
+    if origin is Annotated:  # a constrained alias (e.g. a tag key): name the type it constrains
+        return _type_name(args[0])
     if origin is Literal:
         return "one of " + ", ".join(f"`{_value(a)}`" for a in args)
     if _submodel(annotation) is not None:

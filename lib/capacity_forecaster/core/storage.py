@@ -413,6 +413,43 @@ def read_source(location: str, s3: S3Params | None = None) -> bytes:
         raise StorageError(f"cannot read input file {path}: {exc.strerror}") from None
 
 
+def list_source(location: str, s3: S3Params | None = None) -> list[str]:
+    """The files of a user's input, sorted: a file is itself; a local folder or an ``s3://``
+    prefix holds every file below it (hidden files and unfinished writes left out)."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[5:].partition("/")
+        if not bucket:
+            raise StorageError(f"{location}: expected s3://bucket/prefix")
+        keys: list[str] = []
+        try:
+            paginator = s3_client(s3).get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                keys += [item["Key"] for item in page.get("Contents", [])]
+        except Exception as exc:
+            raise _s3_error(exc, "list", location) from None
+        # A prefix names a folder (s3://b/export) or one object (s3://b/export/cpu.csv).
+        folder = prefix.rstrip("/") + "/" if prefix else ""
+        files = [k for k in keys if k == prefix or k.startswith(folder)]
+        files = [k for k in files if not k.endswith("/") and not _is_hidden(k)]
+        if not files:
+            raise ArtifactNotFoundError(f"input not found: no objects under {location}")
+        return [f"s3://{bucket}/{k}" for k in sorted(files)]
+    path = Path(location)
+    if path.is_file():
+        return [str(path)]
+    if not path.is_dir():
+        raise ArtifactNotFoundError(f"input not found: {path}")
+    files = [str(p) for p in iter_files(path) if not _is_hidden(str(p.relative_to(path)))]
+    if not files:
+        raise ArtifactNotFoundError(f"input folder {path} holds no files")
+    return files
+
+
+def _is_hidden(relative: str) -> bool:
+    """A dot-file or a file in a dot-folder (``.DS_Store``, ``.ipynb_checkpoints/``)."""
+    return any(part.startswith(".") for part in relative.split("/"))
+
+
 def iter_files(root: Path) -> Iterator[Path]:
     """Every finished file under a local run root (temp files of unfinished writes excluded)."""
     for path in sorted(root.rglob("*")):

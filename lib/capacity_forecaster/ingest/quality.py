@@ -6,6 +6,7 @@ same measure validation holds against ``data.max_missing_share``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -51,28 +52,58 @@ def quality_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def quality_summary(
-    metrics: pd.DataFrame, servers: pd.DataFrame, warnings: list[str]
+    metrics: pd.DataFrame,
+    servers: pd.DataFrame,
+    warnings: list[str],
+    *,
+    clipped: Mapping[str, Mapping[str, int]] | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready data-quality summary of a validated fleet (counts, dates, per-metric stats)."""
+    """A JSON-ready data-quality summary of a validated fleet: counts, dates, per-metric stats
+    (monitored or not, the servers that never report it, values clipped to 100 %), the input
+    it came from with the export reader's counts (``source``), and the warnings."""
     expected, present, counts = coverage(metrics)
+    silent = servers_not_reporting(metrics)
+    clipped = clipped or {}
     per_metric = {
         metric: {
+            "monitored": metric not in silent
+            or len(silent[metric]) < metrics["server_id"].nunique(),
             "missing_share": _number((expected - counts[metric]) / expected) if expected else None,
             "min": _number(metrics[metric].min()),
             "max": _number(metrics[metric].max()),
             "mean": _number(metrics[metric].mean()),
+            "servers_not_reporting": silent.get(metric, []),
+            "clipped_over_100": sum(int(c.get(metric, 0)) for c in clipped.values()),
         }
         for metric in METRICS
     }
+    for stats in per_metric.values():
+        if not stats["monitored"]:
+            stats["servers_not_reporting"] = []  # the whole fleet: said once, by "monitored"
     return {
         "rows": len(metrics),
         "servers": int(metrics["server_id"].nunique()),
         **_date_range(metrics),
         "metrics": per_metric,
+        "metrics_monitored": [m for m in METRICS if per_metric[m]["monitored"]],
         "missing_server_days_share": _number((expected - present) / expected) if expected else None,
         "servers_by_environment": _counts_by(servers, "environment"),
         "servers_by_business_unit": _counts_by(servers, "business_unit"),
+        "clipped_over_100": {s: dict(c) for s, c in sorted(clipped.items())},
+        "source": dict(source or {}),
         "warnings": [str(w) for w in warnings],
+    }
+
+
+def servers_not_reporting(metrics: pd.DataFrame) -> dict[str, list[str]]:
+    """Per metric, the servers (sorted) without a single value of it; metrics every server
+    reports are left out."""
+    reported = metrics.groupby("server_id", sort=True)[list(METRICS)].count()
+    return {
+        metric: [str(s) for s in reported.index[reported[metric].eq(0)]]
+        for metric in METRICS
+        if reported[metric].eq(0).any()
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,18 @@ logger = logging.getLogger(__name__)
 PERCENT_TOLERANCE = 1e-6
 
 
+# Clipped values above 100 %, per server and metric: {"srv-1": {"cpu_p95": 3}}.
+ClippedCounts = dict[str, dict[str, int]]
+
+
+class ValidatedMetrics(NamedTuple):
+    """The clean metrics table, the warnings, and the values clipped to 100 %."""
+
+    frame: pd.DataFrame
+    warnings: list[str]
+    clipped: ClippedCounts
+
+
 class _SortedRows(NamedTuple):
     """Metric rows in (server_id, date) order: the order, and per sorted row its day and the
     code of its server in ``server_names``."""
@@ -60,24 +72,37 @@ class _SortedRows(NamedTuple):
 
 
 def validate_metrics(
-    df: pd.DataFrame, source: str, *, max_missing_share: float, min_history_days: int
-) -> tuple[pd.DataFrame, list[str]]:
-    """Check a metrics table against its contract; return (clean frame sorted by server_id, date; warnings).
+    df: pd.DataFrame,
+    source: str,
+    *,
+    max_missing_share: float,
+    min_history_days: int,
+    over_100: Literal["clip", "fail"] = "fail",
+) -> ValidatedMetrics:
+    """Check a metrics table against its contract: the clean frame sorted by server_id, date,
+    the warnings, and the values clipped to 100 % per server and metric.
 
     The clean frame has exactly ``METRIC_COLUMNS``: ``date`` naive datetime64[ns] (daily),
-    ``server_id`` str, metrics float64 in 0..100. Servers with less than ``min_history_days``
-    of history are dropped with a warning.
+    ``server_id`` str, metrics float64 in 0..100. A metric column that is absent or empty
+    throughout is "not monitored": kept as NaN with one warning, and later stages leave it
+    out. Values above 100 % fail, or are clipped with ``over_100='clip'``. Servers with less
+    than ``min_history_days`` of history are dropped with a warning.
     """
     started = time.perf_counter()
     warnings: list[str] = []
-    frame = _prepare(df, source, METRIC_COLUMNS)
+    frame = _prepare(df, source, METRIC_COLUMNS[:2], index_keys=METRIC_COLUMNS)
+    frame = _not_monitored(frame, source, warnings)
     extra = [c for c in frame.columns if c not in METRIC_COLUMNS]
     if extra:
         warn(warnings, source, f"{plural(len(extra), 'extra column')} dropped: {names(extra)}")
 
     dates = _daily_dates(frame["date"], source, warnings)
     ids = server_ids(frame["server_id"], source)
-    values = {metric: _percent(frame[metric], source, metric, warnings) for metric in METRICS}
+    clipped: ClippedCounts = {}
+    values = {
+        metric: _percent(frame[metric], ids, source, metric, over_100, clipped, warnings)
+        for metric in METRICS
+    }
     rows = _sort_rows(ids, dates, source)
     columns: dict[str, np.ndarray | pd.Series] = {
         "date": rows.days,
@@ -91,7 +116,7 @@ def validate_metrics(
 
     span_days = _history_span(rows.days, source, min_history_days)
     clean = _drop_short_histories(clean, rows, source, min_history_days, warnings)
-    _check_missing_shares(clean, source, max_missing_share)
+    _check_missing_shares(clean, source, max_missing_share, warnings)
     logger.info(
         "%s: %d rows, %d servers, %d days valid in %.2fs",
         source,
@@ -100,7 +125,30 @@ def validate_metrics(
         span_days,
         time.perf_counter() - started,
     )
-    return clean, warnings
+    return ValidatedMetrics(clean, warnings, clipped)
+
+
+def _not_monitored(frame: pd.DataFrame, source: str, warnings: list[str]) -> pd.DataFrame:
+    """Add each absent metric column as NaN; warn once naming every metric nobody reports."""
+    metric_columns = [m for m in METRICS if m in frame.columns]
+    if not metric_columns:
+        raise fail(
+            source,
+            f"no metric column: expected at least one of {names(list(METRICS))} "
+            f"(found {names(list(frame.columns))})",
+        )
+    frame = frame.assign(**{m: np.nan for m in METRICS if m not in frame.columns})
+    absent = [m for m in METRICS if m not in metric_columns]
+    empty = [m for m in metric_columns if as_number(frame[m], source, m).isna().all()]
+    if absent or empty:
+        parts = [f"{names(absent)} absent"] if absent else []
+        parts += [f"{names(empty)} empty"] if empty else []
+        warn(
+            warnings,
+            source,
+            f"not monitored ({'; '.join(parts)}): left out of every stage; the reports say so",
+        )
+    return frame
 
 
 def _daily_dates(series: pd.Series, source: str, warnings: list[str]) -> pd.Series:
@@ -118,15 +166,42 @@ def _daily_dates(series: pd.Series, source: str, warnings: list[str]) -> pd.Seri
     return dates
 
 
-def _percent(series: pd.Series, source: str, metric: str, warnings: list[str]) -> np.ndarray:
-    """A metric as float64 percent in 0..100 (a hair above 100 is clipped); fractions warn."""
+def _percent(
+    series: pd.Series,
+    ids: pd.Series,
+    source: str,
+    metric: str,
+    over_100: Literal["clip", "fail"],
+    clipped: ClippedCounts,
+    warnings: list[str],
+) -> np.ndarray:
+    """A metric as float64 percent in 0..100; above 100 fails or is clipped and counted per
+    server in ``clipped`` (a hair above 100 is float noise, clipped silently); fractions warn."""
     array = as_number(series, source, metric).to_numpy(dtype="float64", copy=True)
-    outside = (array < 0) | (array > 100 + PERCENT_TOLERANCE)
-    if outside.any():
-        raise fail(
+    for wrong, what in ((np.isinf(array), "infinite"), (array < 0, "below 0 percent")):
+        if wrong.any():
+            raise fail(
+                source,
+                f"{col(metric)}: {plural(int(wrong.sum()), 'value')} {what}"
+                f"{examples(array[wrong][:50])}",
+            )
+    over = array > 100 + PERCENT_TOLERANCE  # inf was refused above
+    if over.any():
+        if over_100 == "fail":
+            raise fail(
+                source,
+                f"{col(metric)}: {plural(int(over.sum()), 'value')} above 100 percent"
+                f"{examples(array[over][:50])}; set data.over_100: clip to read them as 100",
+            )
+        per_server = pd.Series(ids.to_numpy()[over]).value_counts().sort_index()
+        for server, count in per_server.items():
+            clipped.setdefault(str(server), {})[metric] = int(count)
+        warn(
+            warnings,
             source,
-            f"{col(metric)}: {plural(int(outside.sum()), 'value')} outside 0..100 percent"
-            f"{examples(array[outside][:50])}",
+            f"{col(metric)}: {plural(int(over.sum()), 'value')} above 100 percent clipped to 100 "
+            f"(max {float(array[over].max()):.1f}) on {plural(len(per_server), 'server')}"
+            f"{examples(list(per_server.index[:50]))}",
         )
     np.minimum(array, 100.0, out=array, where=~np.isnan(array))
     present = array[~np.isnan(array)]
@@ -218,11 +293,27 @@ def _drop_short_histories(
     return clean
 
 
-def _check_missing_shares(clean: pd.DataFrame, source: str, max_missing_share: float) -> None:
-    """Each metric's missing share (empty values plus absent days) at most ``max_missing_share``."""
-    expected, _, counts = coverage(clean)
+def _check_missing_shares(
+    clean: pd.DataFrame, source: str, max_missing_share: float, warnings: list[str]
+) -> None:
+    """Each metric's missing share (empty values plus absent days within each server's
+    first..last date) at most ``max_missing_share``, over the servers that report it at all;
+    the servers that never report a metric the rest of the fleet reports are named instead."""
     too_sparse = []
     for metric in METRICS:
+        reporting = clean.groupby("server_id", sort=True)[metric].count()
+        silent = reporting.index[reporting.eq(0)]
+        if len(silent) == len(reporting):
+            continue  # not monitored at all: warned once by _not_monitored
+        if len(silent):
+            warn(
+                warnings,
+                source,
+                f"{col(metric)}: never reported by {plural(len(silent), 'server')}"
+                f"{examples(list(silent[:50]))}; their {metric} is not forecast "
+                "(validated/quality.json lists them)",
+            )
+        expected, _, counts = coverage(clean[~clean["server_id"].isin(silent)])
         missing = expected - counts[metric]
         share = missing / expected
         if share > max_missing_share:

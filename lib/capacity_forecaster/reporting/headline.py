@@ -30,6 +30,7 @@ from capacity_forecaster.core.vocabulary import (
     AT_RISK_LEVELS,
     BASELINE_MODEL,
     CHAMPION,
+    METRICS,
     RISK_LEVELS,
 )
 from capacity_forecaster.reporting.inputs import (
@@ -39,7 +40,7 @@ from capacity_forecaster.reporting.inputs import (
     require_keys,
 )
 from capacity_forecaster.reporting.tables import interval_calibration, model_rows
-from capacity_forecaster.reporting.text import is_missing
+from capacity_forecaster.reporting.text import is_missing, metric_label
 
 logger = logging.getLogger(__name__)
 
@@ -97,16 +98,19 @@ def _fleet(servers: pd.DataFrame, risk: pd.DataFrame, quality: Mapping[str, Any]
         "date_start": quality["date_start"],
         "date_end": quality["date_end"],
         "days": int(quality["days"]),
+        "metrics_monitored": [str(m) for m in quality["metrics_monitored"]],
         "business_units": int(servers["business_unit"].nunique()),
         "regions": int(servers["region"].nunique()),
     }
 
 
-def _forecast(forecast: Mapping[str, Any]) -> dict[str, Any]:
+def _forecast(forecast: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
     where = catalog.FORECAST_SUMMARY.key
     require_keys(forecast, ["horizon_days", "first_date", "last_date"], where)
+    require_keys(metrics, ["backtest"], catalog.BACKTEST_REPORT.key)
     return {
         "horizon_days": int(forecast["horizon_days"]),
+        "scored_horizon_days": int(metrics["backtest"]["scored_horizon_days"]),
         "first_date": _iso_date(forecast["first_date"], f"{where} first_date"),
         "last_date": _iso_date(forecast["last_date"], f"{where} last_date"),
     }
@@ -260,7 +264,9 @@ def _check_inputs(
 ) -> None:
     require_columns(servers, ["server_id", "business_unit", "region"], catalog.SERVERS.key)
     require_columns(risk, RISK_REQUIRED, catalog.RISK.key)
-    require_keys(quality, ["date_start", "date_end", "days"], catalog.QUALITY.key)
+    require_keys(
+        quality, ["date_start", "date_end", "days", "metrics_monitored"], catalog.QUALITY.key
+    )
     require_keys(risk_summary, ["servers", "levels", "rollups"], catalog.RISK_SUMMARY.key)
     require_keys(risk_summary["levels"], ["series", "servers"], "risk/summary.json levels")
     require_keys(risk_summary["rollups"], ["business_unit", "region"], "risk/summary.json rollups")
@@ -304,7 +310,7 @@ def headline(
         "run_id": str(run_id),
         "generated_at": _iso_timestamp(generated_at),
         "fleet": _fleet(servers, risk, quality),
-        "forecast": _forecast(forecast),
+        "forecast": _forecast(forecast, metrics),
         "risk": _risk(risk, risk_summary),
         "accuracy": _accuracy(metrics),
         "savings": _savings(recommendations),
@@ -347,12 +353,25 @@ def outlook_line(summary: Mapping[str, Any]) -> str:
     fleet = summary.get("fleet") or {}
     parts = []
     if all(forecast.get(k) for k in ("horizon_days", "first_date", "last_date")):
+        scored = forecast.get("scored_horizon_days") or forecast["horizon_days"]
+        backtested = (
+            f"; backtested {scored} days ahead, intervals beyond extrapolated"
+            if scored < forecast["horizon_days"]
+            else ""
+        )
         parts.append(
             f"Forecast horizon {forecast['horizon_days']} days "
-            f"({forecast['first_date']} \u2013 {forecast['last_date']})"
+            f"({forecast['first_date']} \u2013 {forecast['last_date']}{backtested})"
         )
     if fleet.get("date_start") and fleet.get("date_end"):
         parts.append(f"data {fleet['date_start']} \u2013 {fleet['date_end']}")
+    monitored = fleet.get("metrics_monitored")
+    if monitored is not None and set(monitored) != set(METRICS):
+        missing = [metric_label(m) for m in METRICS if m not in monitored]
+        parts.append(
+            f"metrics {', '.join(metric_label(m) for m in monitored)}"
+            f" ({', '.join(missing)} not monitored)"
+        )
     if summary.get("generated_at"):
         parts.append(f"generated {str(summary['generated_at'])[:10]}")
     line = " \u00b7 ".join(parts)

@@ -28,6 +28,7 @@ from reportlab.platypus import (
 )
 
 from capacity_forecaster.core.errors import StageCheckError
+from capacity_forecaster.core.vocabulary import METRICS
 from capacity_forecaster.reporting.headline import outlook_line
 from capacity_forecaster.reporting.pdf_styles import (
     FRAME_WIDTH,
@@ -553,13 +554,32 @@ def chart_section(charts: Mapping[str, bytes], styles: PdfStyles) -> list[Flowab
 def quality_section(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowable]:
     """Missing data, outliers and imputed days, and every loading warning."""
     quality = get(summary, "data_quality")
-    by_metric = quality.get("missing_share_by_metric") or {}
+    monitored = (summary.get("fleet") or {}).get("metrics_monitored")
+    by_metric = {
+        metric: share
+        for metric, share in (quality.get("missing_share_by_metric") or {}).items()
+        if monitored is None or metric in monitored
+    }
     missing = ", ".join(
         f"{pdf_safe(metric_label(metric))} {cell_text(share, 'share')}"
         for metric, share in by_metric.items()
     )
+    unmonitored = [metric_label(m) for m in METRICS if monitored is not None and m not in monitored]
+    not_monitored = (
+        [
+            Paragraph(
+                f"Not monitored: {pdf_safe(', '.join(unmonitored))}. No server reported "
+                f"{'it' if len(unmonitored) == 1 else 'them'}, so no forecast, risk or "
+                "right-sizing covers it.",
+                styles.body,
+            )
+        ]
+        if unmonitored
+        else []
+    )
     return [
         Paragraph("Data quality", styles.h2),
+        *not_monitored,
         Paragraph(
             f"{cell_text(quality.get('missing_share'), 'share')} of expected server-days had no "
             f"data{f' (values missing by metric: {missing})' if missing else ''}; "

@@ -359,28 +359,41 @@ def forecast_table(forecasts: pd.DataFrame) -> pd.DataFrame:
 
 
 def quality_table(quality: Mapping[str, Any], cleaning: Mapping[str, Any]) -> pd.DataFrame:
-    """Per metric: missing share and range after loading, outliers and imputed days in cleaning."""
+    """Per metric: monitored (by every server, some, or none), missing share and range after
+    loading, values clipped above 100 %, outliers and imputed days in cleaning."""
     require_keys(quality, ["metrics"], catalog.QUALITY.key)
     cleaned = cleaning.get("by_metric", {})
     columns = [
         "Metric",
+        "Monitored",
         "Missing share",
         "Min %",
         "Max %",
         "Mean %",
+        "Clipped above 100 %",
         "Outliers replaced",
         "Imputed days",
     ]
     rows = [
         [
             metric_label(metric),
+            _monitored(stats, int(quality.get("servers", 0))),
             stats.get("missing_share"),
             stats.get("min"),
             stats.get("max"),
             stats.get("mean"),
+            stats.get("clipped_over_100"),
             cleaned.get(metric, {}).get("outliers"),
             cleaned.get(metric, {}).get("imputed"),
         ]
         for metric, stats in sorted(quality["metrics"].items())
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _monitored(stats: Mapping[str, Any], servers: int) -> str:
+    """'yes', 'no (left out)', or 'N of M servers' when some servers never report it."""
+    if not stats.get("monitored", True):
+        return "no (left out)"
+    silent = len(stats.get("servers_not_reporting") or [])
+    return f"{servers - silent} of {servers} servers" if silent and servers else "yes"

@@ -101,6 +101,7 @@ COLUMN_KINDS = MappingProxyType(
         "Freed": "int",
         "Outliers replaced": "int",
         "Imputed days": "int",
+        "Clipped above 100 %": "int",
         "Rows": "int",
         "MASE": "ratio",
         "MASE (median)": "ratio",

@@ -343,13 +343,10 @@ def _execute_stages(
         records.setdefault(stage.name, {"stage": stage.name, "status": "not_run"})
     failure = None
     for stage in chosen:
-        if stage.number == "01" and params.data.source == "file":
-            records[stage.name] = {
-                "stage": stage.name,
-                "status": "skipped",
-                "reason": "data.source is 'file'",
-            }
-            logger.info("%s: skipped (data.source is 'file')", stage.name)
+        if stage.number == "01" and params.data.source != "synthetic":
+            reason = f"data.source is {params.data.source!r}"
+            records[stage.name] = {"stage": stage.name, "status": "skipped", "reason": reason}
+            logger.info("%s: skipped (%s)", stage.name, reason)
             continue
         record = execute_stage(stage, storage, run_params_path, run_id, kernel_name)
         records[stage.name] = record
