@@ -138,7 +138,7 @@ FILE_ERRORS = {
     ),
     "history-too-short": FileCase(
         lambda m, s: (m[m["date"] > m["date"].max() - pd.Timedelta(days=20)], s),
-        ("metrics.csv", "longest 20 days", "data.min_history_days is 28", "supply more"),
+        ("metrics.csv", "20 days of history", "data.min_history_days is 28", "supply more"),
     ),
     "single-day": FileCase(
         lambda m, s: (m[m["date"] == m["date"].max()], s), ("metrics.csv", "only 1 day of data")
@@ -241,7 +241,7 @@ def test_a_single_server_fleet_runs_to_the_report_with_one_cluster(tmp_path: Pat
 PARAMS_ERRORS = {
     "unknown-key": (["--set", "forecast.horizon_dayz=90"], "forecast.horizon_dayz: unknown key"),
     "wrong-type": (["--set", "cluster.k=many"], "cluster.k"),
-    "horizon-out-of-range": (["--set", "forecast.horizon_days=30"], "forecast.horizon_days"),
+    "horizon-out-of-range": (["--set", "forecast.horizon_days=400"], "forecast.horizon_days"),
     "k-out-of-range": (["--set", "cluster.k=1"], "cluster.k"),
     "invalid-bucket-name": (
         ["--set", "storage.backend=s3", "--set", "storage.s3.bucket=Not_A_Bucket!"],

@@ -123,8 +123,14 @@ def test_features_are_long_by_metric_and_finite(ci_run) -> None:
     features = pd.read_parquet(root / "processed" / "features.parquet")
     assert list(features.columns[:4]) == ["server_id", "metric", "date", "value"]
     assert set(features["metric"]) == {"cpu_p95", "mem_p95", "disk_p95"}
-    numeric = features.select_dtypes("number").drop(columns="value_raw")
+    # Lag and rolling columns are empty where their window reaches before the series' first
+    # day (every valid day is kept, none dropped to warm them up); nothing else is.
+    windowed = [c for c in features.columns if c.startswith(("lag_", "roll_"))]
+    numeric = features.select_dtypes("number").drop(columns=["value_raw", *windowed])
     assert numeric.notna().all().all()
+    first_day = features.groupby(["server_id", "metric"])["date"].transform("min")
+    late = (features["date"] - first_day).dt.days >= 28 + 28  # past every window and gap
+    assert features.loc[late & ~features["is_imputed"], "lag_7"].notna().mean() > 0.95
     # value_raw keeps what was measured: missing exactly where a gap was imputed.
     assert (features["value_raw"].isna() == features["is_imputed"]).all()
     assert (numeric.abs() < float("inf")).all().all()

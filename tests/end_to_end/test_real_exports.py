@@ -2,6 +2,8 @@
 
 - params/example_bitbrains.yaml: a month of three real Bitbrains VMs (format vm_trace), no
   disk metric, CPU values above 100 %.
+- params/example_cloudwatch.yaml: 62 days of a real auto-scaling group's CPU exported from
+  CloudWatch (format cloudwatch_csv, a mapping file), CPU only.
 - A fleet with 28, 60, 92 and 260 days of history and one server growing into its CPU
   threshold inside the horizon: every server is forecast, and the growing one is flagged.
 """
@@ -73,6 +75,29 @@ def test_the_bitbrains_example_runs_to_the_reports(tmp_path: Path) -> None:
     assert "Not monitored: Disk" in " ".join(text.split())
 
 
+def test_the_cloudwatch_example_runs_to_the_reports(tmp_path: Path) -> None:
+    result = run_all(
+        "--params",
+        str(PARAMS_DIR / "example_cloudwatch.yaml"),
+        "--run-id",
+        "cloudwatch",
+        "--set",
+        f"run.output_root={tmp_path}",
+    )
+    root = tmp_path / "cloudwatch"
+    _succeeded(result, root)
+    quality = json.loads((root / "validated" / "quality.json").read_text())
+    assert quality["source"]["format"] == "cloudwatch_csv"
+    assert quality["source"]["counts"]["samples_read"] == 18_050
+    assert quality["metrics_monitored"] == ["cpu_p95"]
+    assert (quality["date_start"], quality["date_end"]) == ("2014-05-14", "2014-07-14")
+    risk = pd.read_parquet(root / "risk" / "risk.parquet")
+    assert risk[["server_id", "metric", "risk_level"]].values.tolist() == [
+        ["asg-web-01", "cpu_p95", "high"]
+    ]
+    assert "Memory, Disk not monitored" in (root / "index.html").read_text()
+
+
 def _fleet_growing_into_its_threshold(days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A synthetic fleet of ``days`` whose ``GROWING`` server's CPU climbs steadily (with a
     weekly swing and noise) to cross ``CPU_THRESHOLD`` ``DAYS_TO_THRESHOLD`` days after the end."""
@@ -117,3 +142,42 @@ def test_a_short_history_forecasts_every_server_and_flags_the_growing_one(
     assert 0 < growing["days_to_breach"] <= DAYS_TO_THRESHOLD + 15, growing.to_dict()
     steady = risk.drop(index=(GROWING, "cpu_p95"))
     assert (steady["days_to_breach"].isna() | (steady["days_to_breach"] > 0)).all()
+
+
+def test_powered_off_and_stale_servers_are_listed_to_reclaim_not_forecast(
+    tmp_path: Path,
+) -> None:
+    metrics, servers = synthetic.generate_fleet(
+        SyntheticParams(n_servers=5, days=90, end_date=END_DATE.date(), missing_share=0), seed=2
+    )
+    metrics.loc[metrics["server_id"] == "srv-00001", ["cpu_p95", "mem_p95", "disk_p95"]] = 0.0
+    metrics = metrics[
+        (metrics["server_id"] != "srv-00003")
+        | (metrics["date"] <= END_DATE - pd.Timedelta(days=30))
+    ]
+    params = own_data_params(tmp_path, metrics, servers)
+    result = run_all("--params", str(params), "--run-id", "reclaim")
+    root = tmp_path / "out" / "reclaim"
+    _succeeded(result, root)
+
+    costs = servers.set_index("server_id")["monthly_cost_usd"]
+    quality = json.loads((root / "validated" / "quality.json").read_text())
+    assert [(r["server_id"], r["reason"], r["last_seen"]) for r in quality["reclamation"]] == [
+        ("srv-00001", "powered off", None),
+        ("srv-00003", "stale", "2026-05-31"),
+    ]
+    assert quality["reclamation"][1]["monthly_cost_usd"] == pytest.approx(costs["srv-00003"])
+    forecasts = pd.read_parquet(root / "forecasts" / "forecasts.parquet")
+    assert set(forecasts["server_id"]) == {"srv-00002", "srv-00004", "srv-00005"}
+    clusters = pd.read_parquet(root / "clusters" / "clusters.parquet")
+    assert set(clusters["server_id"]) == {"srv-00002", "srv-00004", "srv-00005"}
+    summary = json.loads((root / "reports" / "summary.json").read_text())
+    assert [c["server_id"] for c in summary["data_quality"]["reclamation"]] == [
+        "srv-00001",
+        "srv-00003",
+    ]
+    index = (root / "index.html").read_text()
+    assert "Not forecast: to reclaim" in index and "srv-00003: stale, last seen 2026-05-31" in index
+    pdf = pypdf.PdfReader(io.BytesIO((root / "reports" / "summary.pdf").read_bytes()))
+    text = " ".join(" ".join(page.extract_text() for page in pdf.pages).split())
+    assert "Not forecast, to reclaim: 2 servers" in text and "srv-00001: powered off" in text

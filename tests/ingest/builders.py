@@ -50,10 +50,10 @@ def make_servers(n_servers: int = 3) -> pd.DataFrame:
 
 
 def check_metrics(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    clean, warnings, _ = validate_metrics(
+    validated = validate_metrics(
         frame, M_SRC, max_missing_share=MAX_MISSING, min_history_days=MIN_DAYS
     )
-    return clean, warnings
+    return validated.frame, validated.warnings
 
 
 def with_values(column: str, rows: list[int], values: list[object]) -> Callable[[], object]:

@@ -540,9 +540,9 @@ def test_stage_02_reads_the_live_fleet_into_tables_that_validate(
     raw = read_fleet(params, open_run_storage(params, "live"), "02_load")
     assert raw.summary["source"] == "cloudwatch"
     assert raw.summary["counts"]["aws_requests"]["cloudwatch:GetMetricData"] >= 1
-    metrics, _, _ = validate_metrics(
+    metrics = validate_metrics(
         raw.metrics, raw.metrics_source, max_missing_share=1.0, min_history_days=1
-    )
+    ).frame
     servers, _ = validate_servers(raw.servers, raw.servers_source)
     metrics, servers, _ = validate_fleet(
         metrics, servers, metrics_source=raw.metrics_source, servers_source=raw.servers_source

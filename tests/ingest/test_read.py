@@ -59,9 +59,10 @@ def test_csv_round_trip_validates_to_the_same_frame() -> None:
     data = good.assign(date=good["date"].dt.strftime("%Y-%m-%d")).to_csv(index=False).encode()
     for source, payload in (("m.csv", data), ("m.CSV.GZ", gzip.compress(data))):
         loaded = read_table(payload, source)
-        clean, warnings, _ = validate_metrics(
+        validated = validate_metrics(
             loaded, source, max_missing_share=MAX_MISSING, min_history_days=MIN_DAYS
         )
+        clean, warnings = validated.frame, validated.warnings
         assert warnings == []
         pd.testing.assert_frame_equal(clean, good)
 

@@ -19,6 +19,7 @@ from capacity_forecaster.ingest.sources import overlay_export_capacity, read_fle
 from tests.conftest import PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "examples" / "bitbrains"
+TRACE = EXAMPLE / "trace"
 SERVERS_CSV = EXAMPLE / "servers.csv"
 
 
@@ -64,7 +65,10 @@ def test_an_empty_or_absent_folder_names_the_path(tmp_path: Path) -> None:
 
 
 def test_the_inventory_in_the_export_folder_is_not_read_as_export(tmp_path: Path) -> None:
-    params = _params(tmp_path, str(EXAMPLE), str(SERVERS_CSV))
+    # The inventory is put beside the trace, as users do.
+    shutil.copytree(TRACE, tmp_path / "export")
+    shutil.copy(SERVERS_CSV, tmp_path / "export" / "servers.csv")
+    params = _params(tmp_path, str(tmp_path / "export"), str(tmp_path / "export" / "servers.csv"))
     raw = read_fleet(params, open_run_storage(params, "t"), "02_load")
     assert raw.summary["export_files"] == 3
     assert sorted(raw.metrics["server_id"].unique()) == ["1", "407", "412"]

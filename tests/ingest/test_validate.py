@@ -17,6 +17,7 @@ from capacity_forecaster.core.errors import DataValidationError
 from capacity_forecaster.core.vocabulary import METRICS
 from capacity_forecaster.ingest import validate
 from capacity_forecaster.ingest.quality import quality_summary
+from capacity_forecaster.ingest.retired import set_aside_records
 from capacity_forecaster.ingest.validate import validate_fleet, validate_servers
 from tests.ingest.builders import (
     M_SRC,
@@ -430,7 +431,8 @@ def test_values_over_100_are_clipped_and_counted_per_server_and_metric() -> None
     frame = make_metrics()
     frame.loc[[0, 1, 2], "cpu_p95"] = [101.0, 116.0, 100.0]  # srv-00: 2 over, one at 100
     frame.loc[45, "mem_p95"] = 103.5  # srv-01
-    clean, warnings, clipped = _validate(frame, over_100="clip")
+    validated = _validate(frame, over_100="clip")
+    clean, warnings, clipped = validated.frame, validated.warnings, validated.clipped
     assert clipped == {"srv-00": {"cpu_p95": 2}, "srv-01": {"mem_p95": 1}}
     assert clean["cpu_p95"].iloc[:3].tolist() == [100.0, 100.0, 100.0]
     assert clean["mem_p95"].max() == 100.0
@@ -442,7 +444,8 @@ def test_values_over_100_are_clipped_and_counted_per_server_and_metric() -> None
 
 def test_an_absent_or_empty_metric_is_not_monitored_and_kept_as_nan() -> None:
     frame = make_metrics().drop(columns="disk_p95").assign(mem_p95=np.nan)
-    clean, warnings, _ = _validate(frame)
+    validated = _validate(frame)
+    clean, warnings = validated.frame, validated.warnings
     assert list(clean.columns) == ["date", "server_id", *METRICS]
     assert clean["disk_p95"].isna().all() and clean["mem_p95"].isna().all()
     assert len(warnings) == 1
@@ -456,9 +459,43 @@ def test_an_absent_or_empty_metric_is_not_monitored_and_kept_as_nan() -> None:
 def test_a_server_that_never_reports_a_metric_is_named_not_counted_as_missing() -> None:
     frame = make_metrics(n_servers=4)
     frame.loc[frame["server_id"] == "srv-02", "disk_p95"] = np.nan  # a quarter of disk values
-    clean, warnings, _ = _validate(frame)  # max_missing_share 0.1 holds over the other 3
+    validated = _validate(frame)  # max_missing_share 0.1 holds over the other 3
+    clean, warnings = validated.frame, validated.warnings
     assert len(clean) == len(frame)
     assert any("'disk_p95': never reported by 1 server (e.g. 'srv-02')" in w for w in warnings)
     summary = quality_summary(clean, make_servers(4), warnings)
     assert summary["metrics"]["disk_p95"]["servers_not_reporting"] == ["srv-02"]
     assert summary["metrics"]["disk_p95"]["monitored"] is True
+
+
+# --- all-zero days, powered-off and stale servers -----------------------------------------
+
+
+def test_all_zero_days_are_left_out_and_do_not_count_as_missing() -> None:
+    frame = make_metrics(n_servers=3, days=40)
+    off = (frame["server_id"] == "srv-01") & (frame["date"] >= "2025-01-20")
+    off &= frame["date"] < "2025-01-28"  # 8 of 40 days: 20 %, over max_missing_share 0.1
+    frame.loc[off, list(METRICS)] = 0.0
+    validated = _validate(frame, stale_after_days=7)
+    assert len(validated.frame) == len(frame) - 8
+    assert validated.all_zero_days == {"srv-01": 8}
+    assert validated.set_aside.empty
+    assert any("8 all-zero server-days" in w and "'srv-01'" in w for w in validated.warnings)
+
+
+def test_powered_off_and_stale_servers_are_set_aside_with_their_last_day() -> None:
+    frame = make_metrics(n_servers=4, days=40)
+    frame.loc[frame["server_id"] == "srv-00", list(METRICS)] = 0.0  # powered off throughout
+    retired = (frame["server_id"] == "srv-02") & (frame["date"] > "2025-01-31")
+    frame = frame[~retired]  # srv-02 last reports on 2025-01-31, 9 days before the fleet's end
+    validated = _validate(frame, stale_after_days=7)
+    assert sorted(validated.frame["server_id"].unique()) == ["srv-01", "srv-03"]
+    assert set_aside_records(validated.set_aside) == [
+        {"server_id": "srv-00", "reason": "powered off", "last_seen": None, "all_zero_days": 40},
+        {"server_id": "srv-02", "reason": "stale", "last_seen": "2025-01-31", "all_zero_days": 0},
+    ]
+    text = " ".join(validated.warnings)
+    assert "1 server all-zero throughout, set aside as powered off (e.g. 'srv-00')" in text
+    assert "'srv-02 last seen 2025-01-31'" in text and "data.stale_after_days" in text
+    # Within the limit a late server is not stale: 7 days back is still current.
+    assert _validate(frame, stale_after_days=9).set_aside["server_id"].tolist() == ["srv-00"]

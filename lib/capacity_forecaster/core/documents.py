@@ -55,6 +55,10 @@ class Quality(_Summary):
     metrics_monitored: list[str]
     missing_server_days_share: Share | None
     clipped_over_100: dict[str, dict[str, Count]]  # server -> metric -> values clipped
+    all_zero_days: dict[str, Count]  # server -> days left out as all-zero (powered off)
+    # Servers set aside, not forecast: {server_id, reason ("powered off" or "stale"),
+    # last_seen (ISO date or null), all_zero_days, business_unit, region, monthly_cost_usd}.
+    reclamation: list[dict[str, Any]]
     # Where the data came from: source, format, files or calls, and the export reader's counts
     # (duplicates, partial days, repeated timestamps, capacity changes, ...).
     source: dict[str, Any]
@@ -283,12 +287,27 @@ class HeadlineSavings(_Document):
     note: str = Field(description="how the savings are counted")
 
 
+class ReclamationCandidate(_Document):
+    server_id: str
+    reason: str = Field(
+        description="'powered off' (all-zero throughout) or 'stale' (stopped reporting)"
+    )
+    last_seen: IsoDate | None = Field(description="last day with a value; null when powered off")
+    all_zero_days: Count
+    business_unit: str | None
+    region: str | None
+    monthly_cost_usd: float | None = Field(description="what reclaiming it would save a month")
+
+
 class HeadlineDataQuality(_Document):
     missing_share: Share | None = Field(description="share of expected server-days with no row")
     missing_share_by_metric: dict[str, Share | None]
     outliers: Count = Field(description="values replaced as outliers in cleaning")
     imputed: Count = Field(description="missing days interpolated in cleaning")
     warnings: list[str] = Field(description="from loading the data")
+    reclamation: list[ReclamationCandidate] = Field(
+        description="servers set aside as powered off or stale: not forecast, to reclaim"
+    )
 
 
 class Headline(_Document):

@@ -202,6 +202,15 @@ class DataParams(FormatOptions):
             "validated/quality.json) or fail"
         ),
     )
+    stale_after_days: int = Field(
+        7,
+        ge=1,
+        le=365,
+        description=(
+            "A server without a value in this many days before the fleet's last day is stale: "
+            "not forecast, listed with its last-seen date as a reclamation candidate"
+        ),
+    )
     max_missing_share: float = Field(
         0.1,
         ge=0,

@@ -58,10 +58,14 @@ def quality_summary(
     *,
     clipped: Mapping[str, Mapping[str, int]] | None = None,
     source: Mapping[str, Any] | None = None,
+    reclamation: list[dict[str, Any]] | None = None,
+    all_zero_days: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready data-quality summary of a validated fleet: counts, dates, per-metric stats
     (monitored or not, the servers that never report it, values clipped to 100 %), the input
-    it came from with the export reader's counts (``source``), and the warnings."""
+    it came from with the export reader's counts (``source``), the servers set aside as powered
+    off or stale (``reclamation``, ``retired.set_aside_records``), all-zero days per server,
+    and the warnings."""
     expected, present, counts = coverage(metrics)
     silent = servers_not_reporting(metrics)
     clipped = clipped or {}
@@ -91,6 +95,8 @@ def quality_summary(
         "servers_by_environment": _counts_by(servers, "environment"),
         "servers_by_business_unit": _counts_by(servers, "business_unit"),
         "clipped_over_100": {s: dict(c) for s, c in sorted(clipped.items())},
+        "all_zero_days": {s: int(n) for s, n in sorted((all_zero_days or {}).items())},
+        "reclamation": list(reclamation or []),
         "source": dict(source or {}),
         "warnings": [str(w) for w in warnings],
     }

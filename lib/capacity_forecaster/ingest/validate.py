@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -39,6 +40,11 @@ from capacity_forecaster.ingest.messages import (
     warn,
 )
 from capacity_forecaster.ingest.quality import coverage
+from capacity_forecaster.ingest.retired import (
+    SET_ASIDE_COLUMNS,
+    OffAndStale,
+    set_aside_off_and_stale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +56,19 @@ PERCENT_TOLERANCE = 1e-6
 ClippedCounts = dict[str, dict[str, int]]
 
 
-class ValidatedMetrics(NamedTuple):
-    """The clean metrics table, the warnings, and the values clipped to 100 %."""
+@dataclass(frozen=True)
+class ValidatedMetrics:
+    """The clean metrics table and what validation found on the way."""
 
     frame: pd.DataFrame
     warnings: list[str]
-    clipped: ClippedCounts
+    clipped: ClippedCounts  # values above 100 % read as 100, per server and metric
+    # Servers left out as powered off or stale (retired.SET_ASIDE_COLUMNS), and all-zero
+    # days per server (left out of the table).
+    set_aside: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(SET_ASIDE_COLUMNS))
+    )
+    all_zero_days: dict[str, int] = field(default_factory=dict)
 
 
 class _SortedRows(NamedTuple):
@@ -78,6 +91,7 @@ def validate_metrics(
     max_missing_share: float,
     min_history_days: int,
     over_100: Literal["clip", "fail"] = "fail",
+    stale_after_days: int | None = None,
 ) -> ValidatedMetrics:
     """Check a metrics table against its contract: the clean frame sorted by server_id, date,
     the warnings, and the values clipped to 100 % per server and metric.
@@ -86,7 +100,9 @@ def validate_metrics(
     ``server_id`` str, metrics float64 in 0..100. A metric column that is absent or empty
     throughout is "not monitored": kept as NaN with one warning, and later stages leave it
     out. Values above 100 % fail, or are clipped with ``over_100='clip'``. Servers with less
-    than ``min_history_days`` of history are dropped with a warning.
+    than ``min_history_days`` of history are dropped with a warning. With
+    ``stale_after_days``, all-zero days are left out and powered-off and stale servers set
+    aside (``retired``).
     """
     started = time.perf_counter()
     warnings: list[str] = []
@@ -116,7 +132,17 @@ def validate_metrics(
 
     span_days = _history_span(rows.days, source, min_history_days)
     clean = _drop_short_histories(clean, rows, source, min_history_days, warnings)
-    _check_missing_shares(clean, source, max_missing_share, warnings)
+    off = OffAndStale(clean, pd.DataFrame(columns=list(SET_ASIDE_COLUMNS)), {})
+    if stale_after_days is not None:
+        off = set_aside_off_and_stale(clean, source, stale_after_days, warnings)
+        if off.metrics.empty:
+            raise fail(
+                source,
+                f"every server is powered off or stale ({len(off.set_aside)} set aside); "
+                "nothing left to forecast",
+            )
+    clean = off.metrics
+    _check_missing_shares(clean, source, max_missing_share, warnings, off.all_zero_days)
     logger.info(
         "%s: %d rows, %d servers, %d days valid in %.2fs",
         source,
@@ -125,7 +151,7 @@ def validate_metrics(
         span_days,
         time.perf_counter() - started,
     )
-    return ValidatedMetrics(clean, warnings, clipped)
+    return ValidatedMetrics(clean, warnings, clipped, off.set_aside, off.all_zero_days)
 
 
 def _not_monitored(frame: pd.DataFrame, source: str, warnings: list[str]) -> pd.DataFrame:
@@ -294,11 +320,16 @@ def _drop_short_histories(
 
 
 def _check_missing_shares(
-    clean: pd.DataFrame, source: str, max_missing_share: float, warnings: list[str]
+    clean: pd.DataFrame,
+    source: str,
+    max_missing_share: float,
+    warnings: list[str],
+    off_days: dict[str, int] | None = None,
 ) -> None:
     """Each metric's missing share (empty values plus absent days within each server's
-    first..last date) at most ``max_missing_share``, over the servers that report it at all;
-    the servers that never report a metric the rest of the fleet reports are named instead."""
+    first..last date, less its all-zero ``off_days``, which are known rather than missing) at
+    most ``max_missing_share``, over the servers that report it at all; the servers that never
+    report a metric the rest of the fleet reports are named instead."""
     too_sparse = []
     for metric in METRICS:
         reporting = clean.groupby("server_id", sort=True)[metric].count()
@@ -313,9 +344,11 @@ def _check_missing_shares(
                 f"{examples(list(silent[:50]))}; their {metric} is not forecast "
                 "(validated/quality.json lists them)",
             )
-        expected, _, counts = coverage(clean[~clean["server_id"].isin(silent)])
-        missing = expected - counts[metric]
-        share = missing / expected
+        reporters = clean[~clean["server_id"].isin(silent)]
+        expected, _, counts = coverage(reporters)
+        expected -= sum((off_days or {}).get(s, 0) for s in reporters["server_id"].unique())
+        missing = max(expected - counts[metric], 0)
+        share = missing / expected if expected else 0.0
         if share > max_missing_share:
             too_sparse.append(
                 f"{col(metric)} missing share {share:.3f} ({missing} of {expected} server-days)"
@@ -408,10 +441,12 @@ def validate_fleet(
     *,
     metrics_source: str,
     servers_source: str,
+    set_aside: Collection[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Cross-check validated metrics and servers: every measured server must be described.
 
-    Servers described but never measured are dropped from ``servers`` with a warning.
+    Servers described but never measured are dropped from ``servers`` with a warning; those
+    ``set_aside`` by validation (powered off, stale: already warned about) without one.
     """
     warnings: list[str] = []
     measured = pd.Index(metrics["server_id"].unique())
@@ -425,13 +460,14 @@ def validate_fleet(
         )
     has_metrics = servers["server_id"].isin(measured)
     if not has_metrics.all():
-        unmeasured = servers.loc[~has_metrics, "server_id"]
-        warn(
-            warnings,
-            servers_source,
-            f"{col('server_id')}: {plural(len(unmeasured), 'server')} without metrics in "
-            f"{metrics_source} dropped{examples(unmeasured.iloc[:50])}",
-        )
+        unmeasured = servers.loc[~has_metrics & ~servers["server_id"].isin(set_aside), "server_id"]
+        if len(unmeasured):
+            warn(
+                warnings,
+                servers_source,
+                f"{col('server_id')}: {plural(len(unmeasured), 'server')} without metrics in "
+                f"{metrics_source} dropped{examples(unmeasured.iloc[:50])}",
+            )
         servers = servers[has_metrics].reset_index(drop=True)
     if len(servers) == 1:
         logger.info("fleet of a single server: %s", servers["server_id"].iloc[0])

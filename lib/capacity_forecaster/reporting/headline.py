@@ -250,6 +250,18 @@ def _data_quality(quality: Mapping[str, Any], cleaning: Mapping[str, Any]) -> di
         "outliers": int(cleaning["outliers"]),
         "imputed": int(cleaning["imputed"]),
         "warnings": [str(w) for w in quality["warnings"]],
+        "reclamation": [
+            {
+                "server_id": str(r["server_id"]),
+                "reason": str(r["reason"]),
+                "last_seen": r.get("last_seen"),
+                "all_zero_days": int(r.get("all_zero_days") or 0),
+                "business_unit": json_value(r.get("business_unit")),
+                "region": json_value(r.get("region")),
+                "monthly_cost_usd": _number(r.get("monthly_cost_usd"), 2),
+            }
+            for r in quality.get("reclamation") or []
+        ],
     }
 
 

@@ -22,6 +22,7 @@ from capacity_forecaster.reporting.text import (
     format_number,
     format_value,
     html_safe,
+    reclamation_line,
     stem_label,
 )
 
@@ -103,6 +104,11 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
                 "</tr>"
             )
         parts.append("</table>")
+    reclaim = (headline.get("data_quality") or {}).get("reclamation") or []
+    if reclaim:
+        parts.append("<h3>Not forecast: to reclaim</h3><ul>")
+        parts += [f"<li>{_e(reclamation_line(c))}</li>" for c in reclaim]
+        parts.append("</ul>")
     return parts
 
 

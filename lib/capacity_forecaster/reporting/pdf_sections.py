@@ -55,6 +55,7 @@ from capacity_forecaster.reporting.text import (
     metric_label,
     model_label,
     pdf_safe,
+    reclamation_line,
 )
 
 logger = logging.getLogger(__name__)
@@ -577,9 +578,24 @@ def quality_section(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowa
         if unmonitored
         else []
     )
+    reclaim = [pdf_safe(reclamation_line(c)) for c in quality.get("reclamation") or []]
+    reclamation = (
+        [
+            Paragraph(
+                f"Not forecast, to reclaim: {len(reclaim)} server"
+                f"{'s' if len(reclaim) != 1 else ''} powered off throughout or no longer "
+                "reporting (data.stale_after_days).",
+                styles.body,
+            ),
+            *_bullets(reclaim, styles),
+        ]
+        if reclaim
+        else []
+    )
     return [
         Paragraph("Data quality", styles.h2),
         *not_monitored,
+        *reclamation,
         Paragraph(
             f"{cell_text(quality.get('missing_share'), 'share')} of expected server-days had no "
             f"data{f' (values missing by metric: {missing})' if missing else ''}; "

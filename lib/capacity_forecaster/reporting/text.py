@@ -24,7 +24,7 @@ import datetime as dt
 import html
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 from xml.sax.saxutils import escape
@@ -128,6 +128,21 @@ _ILLEGAL_XML_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 # --------------------------------------------------------------------------- labels
+
+
+def reclamation_line(candidate: Mapping[str, Any]) -> str:
+    """One set-aside server in words: ``srv-7: stale, last seen 2026-05-02; Payments,
+    eu-west-1; $120.00 a month`` (plain text, unescaped)."""
+    last_seen = candidate.get("last_seen")
+    state = str(candidate.get("reason", ""))
+    if last_seen:
+        state += f", last seen {last_seen}"
+    where = ", ".join(str(candidate[k]) for k in ("business_unit", "region") if candidate.get(k))
+    cost = candidate.get("monthly_cost_usd")
+    parts = [f"{candidate.get('server_id', '')}: {state}", where]
+    if cost is not None:
+        parts.append(f"{format_value(cost, 'money')} a month")
+    return "; ".join(p for p in parts if p)
 
 
 def metric_label(metric: Any) -> str:

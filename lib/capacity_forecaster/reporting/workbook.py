@@ -44,7 +44,12 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.vocabulary import RISK_LEVELS
 from capacity_forecaster.reporting.style import NAVY, RISK_LEVEL_COLOURS, excel_colour
-from capacity_forecaster.reporting.text import COLUMN_KINDS, excel_safe, metric_label
+from capacity_forecaster.reporting.text import (
+    COLUMN_KINDS,
+    excel_safe,
+    metric_label,
+    reclamation_line,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -422,9 +427,13 @@ def build_workbook(
 
 
 def _warning_notes(summary: Mapping[str, Any]) -> list[_SheetNote]:
-    warnings: Iterable[Any] = (summary.get("data_quality") or {}).get("warnings") or []
+    quality = summary.get("data_quality") or {}
+    warnings: Iterable[Any] = quality.get("warnings") or []
     notes = [_SheetNote(str(w)) for w in warnings]
-    return [_SheetNote("Loading warnings", bold=True), *notes] if notes else []
+    reclaim = [_SheetNote(reclamation_line(c)) for c in quality.get("reclamation") or []]
+    return ([_SheetNote("Loading warnings", bold=True), *notes] if notes else []) + (
+        [_SheetNote("Not forecast, to reclaim", bold=True), *reclaim] if reclaim else []
+    )
 
 
 def check_workbook(data: bytes) -> None:

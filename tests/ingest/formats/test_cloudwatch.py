@@ -55,9 +55,9 @@ def test_file_names_give_server_and_metric_and_other_metrics_are_named() -> None
 
 def test_the_result_passes_stage_02_validation() -> None:
     result = read_export("cloudwatch_csv", real_files("nab_cloudwatch"))
-    clean, _, _ = validate_metrics(
+    clean = validate_metrics(
         result.metrics, "cloudwatch", max_missing_share=1.0, min_history_days=7
-    )
+    ).frame
     assert len(clean) == result.counts["days_out"]
 
 
