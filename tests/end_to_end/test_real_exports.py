@@ -140,6 +140,11 @@ def test_a_short_history_forecasts_every_server_and_flags_the_growing_one(
     growing = risk.loc[(GROWING, "cpu_p95")]
     assert growing["risk_level"] == "high", growing.to_dict()
     assert 0 < growing["days_to_breach"] <= DAYS_TO_THRESHOLD + 15, growing.to_dict()
+    if days == 28:  # under 56 days of history, backtested on under half the horizon
+        assert growing["trust_grade"] == "D", growing.to_dict()
+        assert "trust D: the date rests on too little (28 days of history" in growing["risk_reason"]
+    if days == 260:
+        assert growing["trust_grade"] in ("A", "B", "C"), growing.to_dict()
     steady = risk.drop(index=(GROWING, "cpu_p95"))
     assert (steady["days_to_breach"].isna() | (steady["days_to_breach"] > 0)).all()
 

@@ -80,6 +80,8 @@ def _risk(servers: pd.DataFrame, levels: dict[str, tuple[str, float, float]]) ->
                     "seasonal_peak": True,
                     "risk_level": level,
                     "risk_reason": f"reason for {server.server_id}",
+                    "trust_grade": "B" if level == "high" else "A",
+                    "trust_note": "120 days of history" if level == "high" else "no weakness",
                     "business_unit": server.business_unit,
                     "region": server.region,
                     "environment": server.environment,

@@ -59,6 +59,7 @@ def test_headline_has_documented_keys_and_is_strict_json(fleet: Fleet) -> None:
         "breach_probability": 0.6,
         "criticality": "high",
         "business_unit": "Payments",
+        "trust_grade": "B",
     }
     assert [row["business_unit"] for row in risk["by_business_unit"]] == [
         "Payments",

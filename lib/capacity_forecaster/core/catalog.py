@@ -196,7 +196,7 @@ CLEANING_SUMMARY = Product(
 BACKTEST_REPORT = Product(
     "models/metrics.json",
     TRAIN,
-    (FORECAST, REPORT, VISUALIZE),
+    (FORECAST, RISK_STAGE, REPORT, VISUALIZE),
     "backtest accuracy by model and metric, the champions and the horizon validated",
     "json",
     document=documents.BacktestReport,
@@ -204,7 +204,7 @@ BACKTEST_REPORT = Product(
 SERIES_SCORES = Product(
     "models/series_scores.parquet",
     TRAIN,
-    (),
+    (RISK_STAGE,),
     "backtest errors per model and series (MAE, RMSE, MAPE, sMAPE, MASE, coverage)",
     "table",
     TableSchema(
@@ -237,7 +237,7 @@ SEASON_BACKTEST = Product(
 CHAMPIONS = Product(
     "models/champions.parquet",
     TRAIN,
-    (FORECAST,),
+    (FORECAST, RISK_STAGE),
     "each series' champion model and why",
     "table",
     TableSchema(
@@ -330,6 +330,8 @@ RISK = Product(
             Column("seasonal_peak", "bool"),
             Column("risk_level", "string"),
             Column("risk_reason", "string"),
+            Column("trust_grade", "string"),  # A-D, risk.trust
+            Column("trust_note", "string"),
             *_SERVER_ATTRIBUTES,
         )
     ),

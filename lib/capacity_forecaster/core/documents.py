@@ -214,6 +214,7 @@ class EarliestBreach(_Document):
     breach_probability: Share | None
     criticality: str | None
     business_unit: str | None
+    trust_grade: str | None = Field(description="A-D: how far the date can be trusted")
 
 
 class Rollup(_Summary):

@@ -36,5 +36,17 @@ RISK_LEVELS = ("high", "medium", "low")
 AT_RISK_LEVELS = ("high", "medium")
 CRITICALITIES = ("critical", "high", "medium", "low")  # most critical first
 
+# How far a series' forecast can be trusted (risk.trust), and what each grade means.
+TRUST_GRADES = ("A", "B", "C", "D")
+TRUST_MEANINGS = MappingProxyType(
+    {
+        "A": "long, complete history, backtested over the whole horizon, beats seasonal-naive, "
+        "intervals as stated",
+        "B": "one weakness (see the note); the date holds",
+        "C": "several weaknesses (see the note); treat the date as indicative",
+        "D": "rests on too little history or an unproven model; verify before acting on it",
+    }
+)
+
 # The report charts, each drawn as an interactive page and as an image (stage 09).
 CHART_NAMES = ("urgent_servers", "risk_heatmap", "clusters", "model_accuracy", "savings")

@@ -133,6 +133,7 @@ def _earliest_breaches(risk: pd.DataFrame, limit: int) -> list[dict]:
                 "breach_probability": _number(row.breach_probability, 4),
                 "criticality": json_value(row.criticality),
                 "business_unit": json_value(row.business_unit),
+                "trust_grade": json_value(getattr(row, "trust_grade", None)),
             }
         )
     return rows

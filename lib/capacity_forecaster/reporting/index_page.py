@@ -24,6 +24,7 @@ from capacity_forecaster.reporting.text import (
     html_safe,
     reclamation_line,
     stem_label,
+    trust_legend,
 )
 
 # (key, label) of the reports a reader wants first, in the order they are shown.
@@ -91,7 +92,7 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
         parts.append("<h3>Earliest forecast breaches</h3><table>")
         parts.append(
             "<tr><th>Server</th><th>Metric</th><th>Breach date</th><th>Days</th>"
-            "<th>Probability</th><th>Criticality</th></tr>"
+            "<th>Probability</th><th>Criticality</th><th>Trust</th></tr>"
         )
         for row in breaches[:10]:
             parts.append(
@@ -101,9 +102,11 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
                 f"<td>{_figure(row.get('days_to_breach'))}</td>"
                 f"<td>{_figure(row.get('breach_probability'), 'probability')}</td>"
                 f"<td>{_e(row.get('criticality', ''))}</td>"
+                f"<td>{_e(row.get('trust_grade') or MISSING)}</td>"
                 "</tr>"
             )
         parts.append("</table>")
+        parts.append(f'<p class="sub">{_e(trust_legend())}</p>')
     reclaim = (headline.get("data_quality") or {}).get("reclamation") or []
     if reclaim:
         parts.append("<h3>Not forecast: to reclaim</h3><ul>")

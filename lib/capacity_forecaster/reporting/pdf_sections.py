@@ -56,6 +56,7 @@ from capacity_forecaster.reporting.text import (
     model_label,
     pdf_safe,
     reclamation_line,
+    trust_legend,
 )
 
 logger = logging.getLogger(__name__)
@@ -374,18 +375,21 @@ def at_risk_section(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
         return story
     columns = [
         Column("Rank", "#", 7),
-        Column("Server", "Server", 24),
+        Column("Server", "Server", 21),
         Column("Metric", "Metric", 14),
         Column("Risk level", "Level", 13),
+        Column("Trust", "Trust", 9),
         Column("Days to breach", "Days to breach", 12),
         Column("Breach date", "Breach date", 18),
         Column("Breach probability", "P(breach)", 15),
         Column("Forecast peak %", "Forecast peak %", 14),
         Column("Threshold %", "Threshold %", 15.5),
-        Column("Business unit", "Business unit", 26),
+        Column("Business unit", "Business unit", 20),
         Column("Criticality", "Criticality", 15.5),
     ]
     story.append(report_table(at_risk, columns, styles, level_column="Risk level"))
+    story.append(Spacer(1, 2 * mm))
+    story.append(Paragraph(pdf_safe(trust_legend()), styles.note))
     return story
 
 

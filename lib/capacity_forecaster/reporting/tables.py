@@ -54,6 +54,7 @@ RISK_COLUMNS = MappingProxyType(
         "server_id": "Server",
         "metric": "Metric",
         "risk_level": "Risk level",
+        "trust_grade": "Trust",
         "days_to_breach": "Days to breach",
         "breach_date": "Breach date",
         "breach_probability": "Breach probability",
@@ -69,6 +70,7 @@ RISK_COLUMNS = MappingProxyType(
         "eoq_breach": "EOQ breach",
         "seasonal_peak": "Seasonal peak",
         "risk_reason": "Reason",
+        "trust_note": "Trust note",
     }
 )
 

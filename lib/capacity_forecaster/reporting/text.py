@@ -32,7 +32,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.core.vocabulary import METRIC_LABELS, MODEL_LABELS
+from capacity_forecaster.core.vocabulary import METRIC_LABELS, MODEL_LABELS, TRUST_MEANINGS
 
 __all__ = [
     "ALL_METRICS",
@@ -50,7 +50,9 @@ __all__ = [
     "model_label",
     "pdf_safe",
     "plotly_safe",
+    "reclamation_line",
     "stem_label",
+    "trust_legend",
 ]
 
 MISSING = "\u2013"  # an en dash: how a missing value is shown
@@ -143,6 +145,11 @@ def reclamation_line(candidate: Mapping[str, Any]) -> str:
     if cost is not None:
         parts.append(f"{format_value(cost, 'money')} a month")
     return "; ".join(p for p in parts if p)
+
+
+def trust_legend() -> str:
+    """What each trust grade means, in one line (plain text, unescaped)."""
+    return "Trust: " + "; ".join(f"{g}: {m}" for g, m in TRUST_MEANINGS.items()) + "."
 
 
 def metric_label(metric: Any) -> str:

@@ -49,6 +49,7 @@ from capacity_forecaster.reporting.text import (
     excel_safe,
     metric_label,
     reclamation_line,
+    trust_legend,
 )
 
 logger = logging.getLogger(__name__)
@@ -405,7 +406,7 @@ def build_workbook(
 
     _write_summary(sheets["Summary"], summary, forecast_note)
     _colour_levels(sheets["At risk"], at_risk, "Risk level")
-    _write_table(sheets["At risk"], at_risk)
+    _write_table(sheets["At risk"], at_risk, [_SheetNote(trust_legend())])
     _write_table(sheets["Forecasts"], forecast_frame, forecast_notes)
     _write_table(sheets["Model metrics"], model_metrics)
     _write_table(sheets["Clusters"], clusters)
