@@ -8,7 +8,7 @@ PARAMS ?= params/local.yaml
 PEERS_VENV  := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
 
-.PHONY: install run test lint format lab peers clean
+.PHONY: install run test lint format lab peers peers-real clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ $(PEERS_STAMP): pyproject.toml
 
 peers: $(PEERS_STAMP)  ## the accuracy benchmark with the peers its targets quote (ARGS: more options)
 	$(PEERS_VENV)/bin/python benchmarks/forecast_accuracy.py --peers $(ARGS)
+
+peers-real: $(PEERS_STAMP)  ## accuracy on real VMs (../shared's Bitbrains daily aggregates) beside the peers
+	$(PEERS_VENV)/bin/python benchmarks/real_accuracy.py --peers $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .ruff_cache

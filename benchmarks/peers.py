@@ -43,15 +43,22 @@ def check_installed() -> None:
         ) from exc
 
 
+PEER_NAMES = ("auto_theta", "auto_ets", "prophet_default")
+
+
 def peer_forecasts(
-    train: pd.DataFrame, dates: pd.DatetimeIndex, level: float, n_jobs: int
+    train: pd.DataFrame,
+    dates: pd.DatetimeIndex,
+    level: float,
+    n_jobs: int,
+    names: tuple[str, ...] = PEER_NAMES,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Every peer's forecast and own interval for each series of ``train`` (long: server_id,
-    metric, date, value) on ``dates`` (the days after its last day); and fit-and-predict
-    seconds per model."""
+    """Each peer of ``names``: its forecast and own interval for each series of ``train``
+    (long: server_id, metric, date, value) on ``dates`` (the days after its last day); and
+    fit-and-predict seconds per model."""
     gap_free = _gap_free(train, dates[0] - pd.Timedelta(days=1))
     frames, seconds = [], {}
-    for name in ("auto_theta", "auto_ets", "prophet_default"):
+    for name in names:
         started = time.perf_counter()
         if name == "prophet_default":
             frames.append(_prophet_default(name, train, dates, level, n_jobs))

@@ -182,7 +182,9 @@ def test_powered_off_and_stale_servers_are_listed_to_reclaim_not_forecast(
         "srv-00003",
     ]
     index = (root / "index.html").read_text()
-    assert "Not forecast: to reclaim" in index and "srv-00003: stale, last seen 2026-05-31" in index
+    assert "Not forecast: set aside in loading" in index
+    assert "srv-00003: stale, last seen 2026-05-31" in index
     pdf = pypdf.PdfReader(io.BytesIO((root / "reports" / "summary.pdf").read_bytes()))
     text = " ".join(" ".join(page.extract_text() for page in pdf.pages).split())
-    assert "Not forecast, to reclaim: 2 servers" in text and "srv-00001: powered off" in text
+    assert "Not forecast: 2 servers set aside in loading" in text
+    assert "srv-00001: powered off" in text

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capacity_forecaster.fleet import profiles, rightsizing
+from capacity_forecaster.fleet import consolidation, profiles, rightsizing
 from tests.fleet.builders import RS, make_forecasts, make_history, make_servers
 
 
@@ -85,3 +85,24 @@ def test_two_champions_for_one_series_are_refused() -> None:
     features = profiles.utilisation_features(make_history({"a": {}}), 30)
     with pytest.raises(ValueError, match="more than one champion"):
         rightsizing.right_size(features, forecasts, make_servers({"a": {}}), RS)
+
+
+def test_memory_never_measured_keeps_its_size_and_the_server_is_not_packed() -> None:
+    # A fleet without the memory agent: no memory history, no memory forecast.
+    history = make_history({"cpu-only": {"cpu_p95": 10.0}})
+    history = history[history["metric"] != "mem_p95"]
+    forecasts = make_forecasts({"cpu-only": (10.0, 0.0)})
+    forecasts = forecasts[forecasts["metric"] != "mem_p95"]
+    servers = make_servers({"cpu-only": {"cpu_cores": 32, "memory_gb": 128}})
+    features = profiles.utilisation_features(history, RS.lookback_days)
+    sized = rightsizing.right_size(features, forecasts, servers, RS).set_index("server_id")
+    row = sized.loc["cpu-only"]
+    assert np.isnan(row["peak_mem_share"])
+    assert row["recommended_memory_gb"] == 128  # not the 1 GB a made-up 0 % would give
+    assert row["recommended_cores"] == 4
+    assert row["finding"] == "over-provisioned"  # on CPU, the one resource measured
+    assert row["monthly_savings_usd"] == pytest.approx(1000.0 * 0.5 * (1 - 4 / 32))
+    plan, _ = consolidation.consolidate(sized.reset_index(), 0.7, consolidate_critical=False)
+    assert plan.loc[plan["server_id"] == "cpu-only", "excluded_reason"].tolist() == [
+        "CPU or memory not measured"
+    ]

@@ -499,3 +499,22 @@ def test_powered_off_and_stale_servers_are_set_aside_with_their_last_day() -> No
     assert "'srv-02 last seen 2025-01-31'" in text and "data.stale_after_days" in text
     # Within the limit a late server is not stale: 7 days back is still current.
     assert _validate(frame, stale_after_days=9).set_aside["server_id"].tolist() == ["srv-00"]
+
+
+def test_a_server_reporting_fractions_is_set_aside_not_judged_idle() -> None:
+    frame = make_metrics(n_servers=4, days=40)
+    fractions = frame["server_id"] == "srv-01"
+    frame.loc[fractions, list(METRICS)] = frame.loc[fractions, list(METRICS)] / 100.0
+    idle = frame["server_id"] == "srv-02"
+    frame.loc[idle, "cpu_p95"] = 0.4  # an idle server: CPU under 1 %, memory still in use
+    validated = _validate(frame, stale_after_days=7)
+    assert sorted(validated.frame["server_id"].unique()) == ["srv-00", "srv-02", "srv-03"]
+    assert set_aside_records(validated.set_aside) == [
+        {
+            "server_id": "srv-01",
+            "reason": "values look like fractions (0-1): check the export's units",
+            "last_seen": None,
+            "all_zero_days": 0,
+        }
+    ]
+    assert any("1 server with every value within 0..1" in w for w in validated.warnings)

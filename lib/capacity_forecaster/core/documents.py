@@ -291,7 +291,8 @@ class HeadlineSavings(_Document):
 class ReclamationCandidate(_Document):
     server_id: str
     reason: str = Field(
-        description="'powered off' (all-zero throughout) or 'stale' (stopped reporting)"
+        description="'powered off' (all-zero throughout), 'stale' (stopped reporting) or "
+        "values in the wrong units (fractions)"
     )
     last_seen: IsoDate | None = Field(description="last day with a value; null when powered off")
     all_zero_days: Count
@@ -307,7 +308,8 @@ class HeadlineDataQuality(_Document):
     imputed: Count = Field(description="missing days interpolated in cleaning")
     warnings: list[str] = Field(description="from loading the data")
     reclamation: list[ReclamationCandidate] = Field(
-        description="servers set aside as powered off or stale: not forecast, to reclaim"
+        description="servers set aside in loading, not forecast: powered off or stale (to "
+        "reclaim), or reporting in the wrong units"
     )
 
 

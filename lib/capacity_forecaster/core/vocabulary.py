@@ -16,7 +16,12 @@ METRIC_LABELS = MappingProxyType({"cpu_p95": "CPU", "mem_p95": "Memory", "disk_p
 SERIES_KEY = ("server_id", "metric")  # one forecast series: a server's metric
 
 ModelName = Literal[
-    "seasonal_naive", "robust_trend", "prophet", "random_forest", "gradient_boosting"
+    "seasonal_naive",
+    "robust_trend",
+    "prophet",
+    "random_forest",
+    "gradient_boosting",
+    "recent_level",
 ]
 MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 BASELINE_MODEL: ModelName = "seasonal_naive"  # every model is judged against it
@@ -29,6 +34,7 @@ MODEL_LABELS = MappingProxyType(
         "prophet": "Prophet",
         "random_forest": "Random forest",
         "gradient_boosting": "Gradient boosting",
+        "recent_level": "Recent level",
     }
 )
 

@@ -84,6 +84,8 @@ def _candidates(
 ) -> pd.DataFrame:
     """The sizing frame with demand, group and why a server is left out ("" if considered)."""
     frame = with_server_column(sizing).copy()
+    # A resource never measured (no memory agent) has no known demand: it is never packed.
+    unmeasured = frame["peak_cpu_share"].isna() | frame["peak_mem_share"].isna()
     frame["demand_cores"] = frame["peak_cpu_share"] * frame["cpu_cores"].astype(float)
     frame["demand_memory_gb"] = frame["peak_mem_share"] * frame["memory_gb"].astype(float)
     frame["group"] = frame["environment"].astype(str) + "/" + frame["criticality"].astype(str)
@@ -93,10 +95,11 @@ def _candidates(
         frame["demand_memory_gb"] > target_utilisation * frame["memory_gb"] + TOLERANCE
     )
     frame["excluded_reason"] = np.select(
-        [~candidate, critical & ~consolidate_critical, too_big],
+        [~candidate, critical & ~consolidate_critical, unmeasured, too_big],
         [
             "finding " + frame["finding"].astype(str),
             "critical tier",
+            "CPU or memory not measured",
             "own demand above target utilisation",
         ],
         default="",

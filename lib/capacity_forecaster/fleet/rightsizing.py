@@ -175,8 +175,10 @@ def _with_peaks(frame: pd.DataFrame, forecasts: pd.DataFrame, percentile: float)
             "07_cluster: %d servers have no champion cpu/mem forecast; using history P95",
             int(no_forecast.sum()),
         )
-    frame["peak_cpu_share"] = (frame["peak_cpu_p95"].fillna(0.0) / 100.0).clip(lower=0.0)
-    frame["peak_mem_share"] = (frame["peak_mem_p95"].fillna(0.0) / 100.0).clip(lower=0.0)
+    # NaN where the resource was never measured (a fleet without a memory agent): no size
+    # is judged from it, rather than from a made-up zero.
+    frame["peak_cpu_share"] = (frame["peak_cpu_p95"] / 100.0).clip(lower=0.0)
+    frame["peak_mem_share"] = (frame["peak_mem_p95"] / 100.0).clip(lower=0.0)
     return frame
 
 
@@ -194,14 +196,19 @@ def _with_recommended_size(frame: pd.DataFrame, params: RightSizingParams) -> pd
         / (1 - params.headroom.get("mem_p95", 0.0))
         - TOLERANCE
     )
-    frame["recommended_cores"] = round_up_to_size(np.maximum(need_cores, 1), CORE_SIZES)
-    frame["recommended_memory_gb"] = round_up_to_size(np.maximum(need_memory, 1), MEMORY_SIZES_GB)
+    cores = round_up_to_size(np.maximum(need_cores.fillna(1), 1), CORE_SIZES)
+    memory = round_up_to_size(np.maximum(need_memory.fillna(1), 1), MEMORY_SIZES_GB)
+    # An unmeasured resource keeps its size.
+    frame["recommended_cores"] = np.where(frame["peak_cpu_share"].isna(), frame["cpu_cores"], cores)
+    frame["recommended_memory_gb"] = np.where(
+        frame["peak_mem_share"].isna(), frame["memory_gb"], memory
+    )
     return frame
 
 
 def _with_finding(frame: pd.DataFrame, params: RightSizingParams) -> pd.DataFrame:
     """Adds the finding, the monthly saving of acting on it and the action."""
-    peak = frame[["peak_cpu_share", "peak_mem_share"]].max(axis=1)
+    peak = frame[["peak_cpu_share", "peak_mem_share"]].max(axis=1)  # of what was measured
     idle = frame["history_cpu_p95"] < params.idle_cpu_p95
     frame["finding"] = np.select(
         [idle, peak > params.under_utilisation, peak < params.over_utilisation],

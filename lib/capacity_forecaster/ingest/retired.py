@@ -8,8 +8,13 @@
   is "stale" (retired, or its monitoring broke): forecasting it from old data would date its
   risk wrongly.
 
-Both kinds leave the metrics table with a warning and are listed, with their last-seen date,
-as reclamation candidates in validated/quality.json and the reports.
+- A server every one of whose values lies within 0..1 while the rest of the fleet is in
+  percent reports fractions, not percent: judged on those values it would look idle and be
+  decommissioned. It is set aside to have its export's units checked.
+
+All three leave the metrics table with a warning and are listed with their reason (and
+last-seen date) in validated/quality.json and the reports: powered-off and stale servers as
+reclamation candidates.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ SET_ASIDE_COLUMNS = ("server_id", "reason", "last_seen", "all_zero_days")
 RECLAIM_INVENTORY = ("business_unit", "region", "monthly_cost_usd")
 POWERED_OFF = "powered off"
 STALE = "stale"
+FRACTIONS = "values look like fractions (0-1): check the export's units"
+RECLAIMABLE = (POWERED_OFF, STALE)
+# A fleet "in percent" has half its servers peaking above this.
+PERCENT_FLEET_MEDIAN_PEAK = 5.0
 
 
 class OffAndStale(NamedTuple):
@@ -85,7 +94,30 @@ def set_aside_off_and_stale(
     )
     gone = set(powered_off) | set(stale.index)
     kept = kept[~kept["server_id"].isin(gone)].reset_index(drop=True)
+    fractions = fraction_servers(kept[["server_id", *monitored]])
+    if fractions:
+        warn(
+            warnings,
+            source,
+            f"{plural(len(fractions), 'server')} with every value within 0..1 while the fleet "
+            f"is in percent{examples(fractions)}: set aside, not forecast nor judged idle; "
+            "check the export's units",
+        )
+        rows = [(s, FRACTIONS, None, int(zero_days.get(s, 0))) for s in fractions]
+        set_aside = pd.concat(
+            [set_aside, pd.DataFrame(rows, columns=list(SET_ASIDE_COLUMNS))], ignore_index=True
+        )
+        kept = kept[~kept["server_id"].isin(fractions)].reset_index(drop=True)
     return OffAndStale(kept, set_aside, {str(s): int(n) for s, n in zero_days.items()})
+
+
+def fraction_servers(metrics: pd.DataFrame) -> list[str]:
+    """Servers whose every value is within 0..1 while half the fleet peaks above
+    ``PERCENT_FLEET_MEDIAN_PEAK`` percent (an idle server still uses some memory)."""
+    peaks = metrics.groupby("server_id").max(numeric_only=True).max(axis=1).dropna()
+    if len(peaks) < 3 or peaks.median() <= PERCENT_FLEET_MEDIAN_PEAK:
+        return []
+    return sorted(str(s) for s in peaks.index[peaks <= 1.0])
 
 
 def set_aside_records(

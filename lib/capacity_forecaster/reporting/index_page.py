@@ -109,7 +109,7 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
         parts.append(f'<p class="sub">{_e(trust_legend())}</p>')
     reclaim = (headline.get("data_quality") or {}).get("reclamation") or []
     if reclaim:
-        parts.append("<h3>Not forecast: to reclaim</h3><ul>")
+        parts.append("<h3>Not forecast: set aside in loading</h3><ul>")
         parts += [f"<li>{_e(reclamation_line(c))}</li>" for c in reclaim]
         parts.append("</ul>")
     return parts

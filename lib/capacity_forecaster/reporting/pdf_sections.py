@@ -586,9 +586,10 @@ def quality_section(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowa
     reclamation = (
         [
             Paragraph(
-                f"Not forecast, to reclaim: {len(reclaim)} server"
-                f"{'s' if len(reclaim) != 1 else ''} powered off throughout or no longer "
-                "reporting (data.stale_after_days).",
+                f"Not forecast: {len(reclaim)} server{'s' if len(reclaim) != 1 else ''} set "
+                "aside in loading. Powered-off servers and stale ones (no value within "
+                "data.stale_after_days) are reclamation candidates; values in the wrong units "
+                "need the export checked.",
                 styles.body,
             ),
             *_bullets(reclaim, styles),

@@ -433,7 +433,7 @@ def _warning_notes(summary: Mapping[str, Any]) -> list[_SheetNote]:
     notes = [_SheetNote(str(w)) for w in warnings]
     reclaim = [_SheetNote(reclamation_line(c)) for c in quality.get("reclamation") or []]
     return ([_SheetNote("Loading warnings", bold=True), *notes] if notes else []) + (
-        [_SheetNote("Not forecast, to reclaim", bold=True), *reclaim] if reclaim else []
+        [_SheetNote("Not forecast: set aside in loading", bold=True), *reclaim] if reclaim else []
     )
 
 

@@ -24,6 +24,7 @@ _CLASSES: dict[str, tuple[str, str]] = {
     "prophet": ("prophet", "ProphetModel"),
     "random_forest": ("trees", "RandomForestModel"),
     "gradient_boosting": ("trees", "GradientBoostingModel"),
+    "recent_level": ("level", "RecentLevelModel"),
 }
 
 # Models that do not fit the yearly cycle, so that how wrong they are depends on the season: their
@@ -31,7 +32,7 @@ _CLASSES: dict[str, tuple[str, str]] = {
 # Prophet fits the year itself. The tree models follow it in part through last year's values,
 # and refitting them at the four extra origins would cost ~7 s each on the default fleet (the
 # budget for stages 04 and 05 is 120 s); they are calibrated on the backtest origins, like Prophet.
-SEASON_CALIBRATED = frozenset({BASELINE_MODEL, "robust_trend"})
+SEASON_CALIBRATED = frozenset({BASELINE_MODEL, "robust_trend", "recent_level"})
 
 
 def model_class(name: str) -> type[ForecastModel]:
