@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/real_accuracy.py                       # 14-day holdout
     .venv/bin/python benchmarks/real_accuracy.py --holdout 14,28       # both, one after the other
     make peers-real ARGS="--holdout 14,28"                             # with AutoETS and AutoTheta
+    .venv/bin/python benchmarks/real_accuracy.py --end-to-end          # seconds of a whole run_all.py
 
 Reads ../shared/data/real/bitbrains_rnd/daily_vms_001_150.csv (150 VMs, 2013-06-30 to
 2013-09-29; not part of the project: benchmarks may read ../shared, tests never do). Each row
@@ -20,12 +21,19 @@ naive (the last value), seasonal-naive (ours), and with ``--peers`` statsforecas
 AutoTheta (``peers.py``). MASE is scaled by the in-sample seasonal-naive-7 error. Prints, per
 model and metric: median and mean MASE, the share of series beating seasonal-naive, 80 %
 interval coverage on the holdout and the coverage the backtest reported; and the seconds.
+
+``--end-to-end`` instead writes the whole trace as a user's own daily files (metrics.csv and
+servers.csv, the inventory's labels made up) and times ``run_all.py`` on them, stages 02 to 09
+with the default params but ``forecast.horizon_days`` 28 and origins a week apart.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -198,6 +206,38 @@ def _print_tables(per_series: pd.DataFrame, reported: dict[str, float]) -> None:
         print(table.sort_values("mase_median").round(3).to_string())
 
 
+def end_to_end(metrics: pd.DataFrame, servers: pd.DataFrame) -> None:
+    """Time ``run_all.py`` on the trace written as a user's own daily files."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="cf-bitbrains-") as folder:
+        work = Path(folder)
+        metrics.to_csv(work / "metrics.csv", index=False)
+        servers.assign(
+            business_unit="research",
+            region="nl-ams",
+            environment="prod",
+            criticality="medium",
+            disk_gb=100,
+            monthly_cost_usd=50.0,
+        ).to_csv(work / "servers.csv", index=False)
+        params = work / "params.yaml"
+        params.write_text(
+            "run: {name: bitbrains, output_root: out}\n"
+            "data: {source: file, metrics_path: metrics.csv, servers_path: servers.csv}\n"
+            "models: {backtest_step_days: 7}\n"
+            "forecast: {horizon_days: 28}\n"
+        )
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, str(root / "run_all.py"), "--params", str(params), "--run-id", "e2e"],
+            capture_output=True,
+            text=True,
+        )
+        seconds = time.perf_counter() - started
+        status = "succeeded" if result.returncode == 0 else "failed: " + result.stderr[-500:]
+        print(f"run_all.py on {metrics['server_id'].nunique()} VMs: {status} in {seconds:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,6 +252,7 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=7, help="days between backtest origins")
     parser.add_argument("--n-jobs", type=int, default=-1)
     parser.add_argument("--peers", action="store_true", help="also AutoETS and AutoTheta")
+    parser.add_argument("--end-to-end", action="store_true", help="time a whole run_all.py")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.csv.is_file():
@@ -219,6 +260,9 @@ def main() -> None:
     if args.peers:
         peers.check_installed()
     metrics, servers = daily_contract(args.csv)
+    if args.end_to_end:
+        end_to_end(metrics, servers)
+        return
     for holdout_days in (int(h) for h in args.holdout.split(",")):
         evaluate(metrics, servers, holdout_days, args)
 

@@ -139,3 +139,25 @@ def test_honest_champion_rows_choose_on_the_other_origins() -> None:
     srv2 = honest[honest["server_id"] == "srv-2"]
     assert len(srv2) == 7 and (srv2["yhat"] == 51.0).all()
     assert len(honest) == 4 * 7
+
+
+def test_a_series_idle_at_zero_has_no_mape_and_its_scores_still_write() -> None:
+    # MAPE is undefined where every actual is under the floor (a VM idling at 0 %).
+    from capacity_forecaster.core import catalog, scoring
+
+    frame = pd.DataFrame(
+        {
+            "model": "seasonal_naive",
+            "server_id": "idle",
+            "metric": "cpu_p95",
+            "actual": [0.0, 0.0, 0.0],
+            "yhat": [0.5, 0.0, 0.2],
+            "scale": [1.0, 1.0, 1.0],
+            "yhat_lower": [0.0, 0.0, 0.0],
+            "yhat_upper": [1.0, 1.0, 1.0],
+        }
+    )
+    scores = scoring.score(frame, ["model", "server_id", "metric"])
+    assert scores["mape"].isna().all() and scores["mase"].notna().all()
+    schema = catalog.SERIES_SCORES.table
+    assert schema is not None and schema.problems(scores) == []

@@ -212,7 +212,9 @@ SERIES_SCORES = Product(
             Column("model", "string"),
             *_SERIES_COLUMNS,
             Column("n", "int", min=1),
-            *(Column(name, "float", min=0.0) for name in ("mae", "rmse", "mape", "smape", "mase")),
+            *(Column(name, "float", min=0.0) for name in ("mae", "rmse", "smape", "mase")),
+            # Undefined where every actual is under scoring.MAPE_FLOOR (an idle VM at 0 %).
+            Column("mape", "float", nullable=True, min=0.0),
             Column("coverage", "float", min=0.0, max=1.0),
             Column("interval_width", "float", min=0.0),
         )
