@@ -236,10 +236,18 @@ def test_reports_read_back_with_the_headline_figures(ci_run) -> None:
     forecasts = pd.read_parquet(root / "forecasts" / "forecasts.parquet")
 
     def data_rows(sheet: str) -> int:
-        return sum(1 for _ in workbook[sheet].iter_rows(values_only=True)) - 1  # the header
+        """Rows under the header, down to the blank row before the sheet's notes."""
+        rows = 0
+        for values in workbook[sheet].iter_rows(min_row=2, values_only=True):
+            if all(v is None for v in values):
+                break
+            rows += 1
+        return rows
 
     assert data_rows("Forecasts") == int(forecasts["is_champion"].sum())
     assert data_rows("At risk") == len(risk)
+    legend = [r[0] for r in workbook["At risk"].iter_rows(values_only=True) if r and r[0]][-1]
+    assert str(legend).startswith("Trust: A: ")
 
 
 def test_plot_pages_and_pngs(ci_run) -> None:

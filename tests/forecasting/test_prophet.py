@@ -319,3 +319,18 @@ def test_stan_data_is_written_by_ujson() -> None:
     import stanio.json
 
     assert stanio.json.UJSON_AVAILABLE
+
+
+def test_a_fit_past_its_time_limit_falls_back_flat_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, servers: pd.DataFrame
+) -> None:
+    # A Stan optimisation that never ends must not stall the run: at the limit the series
+    # gets the flat fallback (its last value) and says why. A limit no fit can meet stands in
+    # for the hang (the real Stan process is started and stopped).
+    monkeypatch.setattr(fitting, "FIT_TIMEOUT_SECONDS", 1e-4)
+    history = _series("srv-b", "cpu_p95", _weekly(120))
+    model = _fit(history, servers)
+    [(server_id, metric, reason)] = model.skipped
+    assert (server_id, metric) == ("srv-b", "cpu_p95")
+    assert reason.startswith("fit failed: TimeoutError")
+    assert np.allclose(model.predict(HORIZON)["yhat"], history["value"].iloc[-1])

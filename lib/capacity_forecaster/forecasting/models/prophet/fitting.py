@@ -46,6 +46,10 @@ FIT_ALGORITHMS = ("LBFGS", "BFGS", "Newton")  # tried in order when Stan stops a
 # was 3.218 against 3.247 (median 1.190 against 1.188); forecasts moved by 0.14 points on
 # average. 1e10 moved them 0.38 points, so it was not taken.
 TOL_REL_GRAD = 1e9
+# A fit takes 0.01-0.1 s. On the Bitbrains VMs one Stan optimisation once ran for 14 minutes
+# without end; past this many seconds the series gets the flat fallback, with the reason,
+# instead of stalling a scheduled run.
+FIT_TIMEOUT_SECONDS = 30.0
 MAX_CHUNK = 64  # series per joblib task: amortises process overhead, keeps progress smooth
 
 
@@ -214,7 +218,8 @@ def fit_one(
             model.stan_backend.set_options(newton_fallback=False)
         try:
             tolerance = {"tol_rel_grad": TOL_REL_GRAD} if algorithm != "Newton" else {}
-            model.fit(history, algorithm=algorithm, **tolerance)
+            # A TimeoutError is not retried with another algorithm: it would hang as long.
+            model.fit(history, algorithm=algorithm, timeout=FIT_TIMEOUT_SECONDS, **tolerance)
             break
         except RuntimeError:
             if algorithm == FIT_ALGORITHMS[-1]:
