@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
+import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core.vocabulary import SERIES_KEY
@@ -32,6 +33,16 @@ def no_predictions() -> pd.DataFrame:
             "yhat": pd.Series(dtype=float),
         }
     )
+
+
+def grid_predictions(series: pd.Index, dates: pd.DatetimeIndex, values: np.ndarray) -> pd.DataFrame:
+    """``PREDICTION_COLUMNS`` for every series of ``series`` (a (server_id, metric) index) on
+    every date of ``dates``, from ``values`` shaped (series, dates), clipped to 0-100 %."""
+    keys = series.to_frame(index=False)
+    result = keys.loc[keys.index.repeat(len(dates))].reset_index(drop=True)
+    result["date"] = np.tile(pd.DatetimeIndex(dates).values, len(keys))
+    result["yhat"] = np.clip(np.asarray(values, dtype=float).reshape(-1), 0.0, 100.0)
+    return result[PREDICTION_COLUMNS]
 
 
 class ForecastModel(ABC):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Self
 
-import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core.vocabulary import BASELINE_MODEL, SERIES_KEY
-from capacity_forecaster.forecasting.models.base import PREDICTION_COLUMNS, ForecastModel
+from capacity_forecaster.forecasting.models.base import ForecastModel, grid_predictions
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +45,7 @@ class SeasonalNaiveModel(ForecastModel):
             raise RuntimeError("SeasonalNaiveModel.predict called before fit")
         dates = pd.DatetimeIndex(dates)
         values = self.profile_.to_numpy()[:, dates.day_of_week]
-        keys = self.profile_.index.to_frame(index=False)
-        result = keys.loc[keys.index.repeat(len(dates))].reset_index(drop=True)
-        result["date"] = np.tile(dates.values, len(keys))
-        result["yhat"] = np.clip(values.reshape(-1), 0.0, 100.0)
-        return result[PREDICTION_COLUMNS]
+        return grid_predictions(self.profile_.index, dates, values)
 
     def to_state(self) -> dict[str, Any]:
         return {"lookback_days": self.lookback_days, "profile": self.profile_}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core.vocabulary import SERIES_KEY
-from capacity_forecaster.forecasting.models.base import PREDICTION_COLUMNS, ForecastModel
+from capacity_forecaster.forecasting.models.base import ForecastModel, grid_predictions
 
 LEVEL_DAYS = 3  # the recent observed days whose median is the level
 
@@ -43,12 +43,8 @@ class RecentLevelModel(ForecastModel):
     def predict(self, dates: pd.DatetimeIndex) -> pd.DataFrame:
         if self.level_ is None:
             raise RuntimeError("RecentLevelModel.predict called before fit")
-        dates = pd.DatetimeIndex(dates)
-        keys = self.level_.index.to_frame(index=False)
-        result = keys.loc[keys.index.repeat(len(dates))].reset_index(drop=True)
-        result["date"] = np.tile(dates.values, len(keys))
-        result["yhat"] = np.clip(np.repeat(self.level_.to_numpy(), len(dates)), 0.0, 100.0)
-        return result[PREDICTION_COLUMNS]
+        values = np.repeat(self.level_.to_numpy()[:, None], len(dates), axis=1)
+        return grid_predictions(self.level_.index, pd.DatetimeIndex(dates), values)
 
     def to_state(self) -> dict[str, Any]:
         return {"window_days": self.window_days, "level": self.level_}
