@@ -39,17 +39,22 @@ def _succeeded(result, root: Path) -> dict:
     return manifest
 
 
-def test_the_bitbrains_example_runs_to_the_reports(tmp_path: Path) -> None:
+def _run_example(name: str, tmp_path: Path) -> Path:
+    """Run params/example_<name>.yaml to the end under ``tmp_path``; its run folder."""
     result = run_all(
         "--params",
-        str(PARAMS_DIR / "example_bitbrains.yaml"),
+        str(PARAMS_DIR / f"example_{name}.yaml"),
         "--run-id",
-        "bitbrains",
+        name,
         "--set",
         f"run.output_root={tmp_path}",
     )
-    root = tmp_path / "bitbrains"
-    _succeeded(result, root)
+    _succeeded(result, tmp_path / name)
+    return tmp_path / name
+
+
+def test_the_bitbrains_example_runs_to_the_reports(tmp_path: Path) -> None:
+    root = _run_example("bitbrains", tmp_path)
 
     quality = json.loads((root / "validated" / "quality.json").read_text())
     assert quality["source"]["format"] == "vm_trace" and quality["source"]["export_files"] == 3
@@ -76,16 +81,7 @@ def test_the_bitbrains_example_runs_to_the_reports(tmp_path: Path) -> None:
 
 
 def test_the_cloudwatch_example_runs_to_the_reports(tmp_path: Path) -> None:
-    result = run_all(
-        "--params",
-        str(PARAMS_DIR / "example_cloudwatch.yaml"),
-        "--run-id",
-        "cloudwatch",
-        "--set",
-        f"run.output_root={tmp_path}",
-    )
-    root = tmp_path / "cloudwatch"
-    _succeeded(result, root)
+    root = _run_example("cloudwatch", tmp_path)
     quality = json.loads((root / "validated" / "quality.json").read_text())
     assert quality["source"]["format"] == "cloudwatch_csv"
     assert quality["source"]["counts"]["samples_read"] == 18_050

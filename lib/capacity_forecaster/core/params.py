@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from capacity_forecaster.core.errors import ParamsError
+from capacity_forecaster.core.params_base import ParamsSection
 from capacity_forecaster.core.params_cloudwatch import CloudWatchSourceOptions
 from capacity_forecaster.core.params_formats import FormatName, FormatOptions
 from capacity_forecaster.core.vocabulary import MODEL_NAMES, MetricName, ModelName
@@ -30,13 +31,7 @@ _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
-class _Section(BaseModel):
-    """Base of every params section: unknown keys are errors and values cannot change."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RunParams(_Section):
+class RunParams(ParamsSection):
     """What a run is called, its random seed and where its outputs land."""
 
     name: str = Field(
@@ -56,7 +51,7 @@ class RunParams(_Section):
     )
 
 
-class S3Params(_Section):
+class S3Params(ParamsSection):
     """The S3 bucket every artifact is mirrored to, and how objects are written there."""
 
     bucket: str = Field(description="S3 bucket the run's artifacts are mirrored to")
@@ -101,7 +96,7 @@ class S3Params(_Section):
         return self
 
 
-class StorageParams(_Section):
+class StorageParams(ParamsSection):
     """Where a run's artifacts are kept: on local disk only, or also mirrored to S3."""
 
     backend: Literal["local", "s3"] = Field(
@@ -124,7 +119,7 @@ class StorageParams(_Section):
         return self
 
 
-class SyntheticParams(_Section):
+class SyntheticParams(ParamsSection):
     """The generated demo fleet: its size, its history and the defects injected into it."""
 
     n_servers: int = Field(150, ge=1, le=20_000, description="Servers in the generated fleet")
@@ -244,7 +239,7 @@ class DataParams(FormatOptions):
         return self
 
 
-class FeatureParams(_Section):
+class FeatureParams(ParamsSection):
     """Cleaning of each daily series (outliers, gaps) and the features built from it."""
 
     outlier_window: int = Field(
@@ -285,7 +280,7 @@ class FeatureParams(_Section):
         return tuple(sorted(set(values)))
 
 
-class ModelParams(_Section):
+class ModelParams(ParamsSection):
     """Which forecasting models run, and how the backtest scores and calibrates them."""
 
     enabled: tuple[ModelName, ...] = Field(
@@ -310,7 +305,7 @@ class ModelParams(_Section):
         return tuple(dict.fromkeys(("seasonal_naive", *enabled)))
 
 
-class ForecastParams(_Section):
+class ForecastParams(ParamsSection):
     """How far ahead every server and metric is forecast."""
 
     horizon_days: int = Field(
@@ -334,7 +329,7 @@ def _check_percent_thresholds(thresholds: dict[MetricName, float]) -> dict[Metri
     return thresholds
 
 
-class RiskParams(_Section):
+class RiskParams(ParamsSection):
     """Capacity thresholds, and the rules that turn forecasts into high, medium or low risk."""
 
     thresholds: dict[MetricName, float] = Field(
@@ -388,7 +383,7 @@ class RiskParams(_Section):
 _DEFAULT_HEADROOM: dict[Literal["cpu_p95", "mem_p95"], float] = {"cpu_p95": 0.2, "mem_p95": 0.2}
 
 
-class RightSizingParams(_Section):
+class RightSizingParams(ParamsSection):
     """How each server's forecast peak becomes a recommended size and a finding."""
 
     percentile: float = Field(
@@ -433,7 +428,7 @@ class RightSizingParams(_Section):
         return self
 
 
-class ClusterParams(_Section):
+class ClusterParams(ParamsSection):
     """Server clusters, right-sizing, and consolidation (which never mixes environments)."""
 
     k: int = Field(
@@ -456,7 +451,7 @@ class ClusterParams(_Section):
     )
 
 
-class ReportParams(_Section):
+class ReportParams(ParamsSection):
     """What the risk summary, reports and charts list."""
 
     top_n: int = Field(
@@ -467,7 +462,7 @@ class ReportParams(_Section):
     )
 
 
-class ComputeParams(_Section):
+class ComputeParams(ParamsSection):
     """How many workers run the models, and where."""
 
     n_jobs: int = Field(
@@ -488,7 +483,7 @@ class ComputeParams(_Section):
         return n_jobs
 
 
-class Params(_Section):
+class Params(ParamsSection):
     """A whole run: one section per concern, all validated before anything runs."""
 
     run: RunParams = Field(RunParams(), description="Run name, seed and output folder")

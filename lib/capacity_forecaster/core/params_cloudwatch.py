@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
+
+from capacity_forecaster.core.params_base import ParamsSection
 
 # CloudWatch keeps 1-hour data for 455 days; the oldest day of the window must lie wholly
 # inside that (the window ends yesterday, so its first day starts lookback_days + a part of
@@ -22,10 +24,8 @@ CloudWatchMetricName = Annotated[str, StringConstraints(min_length=1, max_length
 MonthlyPriceUsd = Annotated[float, Field(ge=0, le=1_000_000)]
 
 
-class CloudWatchSourceOptions(BaseModel):
+class CloudWatchSourceOptions(ParamsSection):
     """Where and what to read from EC2 and CloudWatch for ``data.source: cloudwatch``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     region: str | None = Field(
         None,

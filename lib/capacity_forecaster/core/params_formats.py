@@ -10,8 +10,9 @@ import re
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from capacity_forecaster.core.params_base import ParamsSection
 from capacity_forecaster.core.vocabulary import MetricName
 
 FormatName = Literal["samples", "cloudwatch_csv", "prometheus_json", "vm_trace"]
@@ -46,13 +47,7 @@ DEFAULT_PROMETHEUS_METRICS: dict[str, MetricName] = {
 }
 
 
-class _Options(BaseModel):
-    """Base of every options model: unknown keys are errors and values cannot change."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CloudWatchCsvOptions(_Options):
+class CloudWatchCsvOptions(ParamsSection):
     """How a folder of CloudWatch CSV exports (one metric of one instance per file) is read."""
 
     filename_patterns: tuple[str, ...] = Field(
@@ -85,7 +80,7 @@ class CloudWatchCsvOptions(_Options):
         return patterns
 
 
-class PrometheusOptions(_Options):
+class PrometheusOptions(ParamsSection):
     """How the series of a Prometheus ``query_range`` result become servers and metrics."""
 
     server_label: str = Field(
@@ -108,7 +103,7 @@ class PrometheusOptions(_Options):
     )
 
 
-class FormatOptions(_Options):
+class FormatOptions(ParamsSection):
     """What every format reader needs: the day boundary, the coverage a day needs, per-format options."""
 
     timezone: str = Field(
