@@ -46,11 +46,11 @@ CRITICALITIES = ("critical", "high", "medium", "low")  # most critical first
 TRUST_GRADES = ("A", "B", "C", "D")
 TRUST_MEANINGS = MappingProxyType(
     {
-        "A": "long, complete history, backtested over the whole horizon, beats seasonal-naive, "
-        "intervals as stated",
-        "B": "one weakness (see the note); the date holds",
-        "C": "several weaknesses (see the note); treat the date as indicative",
-        "D": "rests on too little history or an unproven model; verify before acting on it",
+        "A": "no weakness: long, complete history, backtested over the whole horizon, beats "
+        "seasonal-naive, intervals as stated",
+        "B": "one minor weakness; the date holds",
+        "C": "a serious weakness or several; treat the date as indicative",
+        "D": "too little history or an unproven model behind it; verify before acting on it",
     }
 )
 

@@ -149,7 +149,8 @@ def reclamation_line(candidate: Mapping[str, Any]) -> str:
 
 def trust_legend() -> str:
     """What each trust grade means, in one line (plain text, unescaped)."""
-    return "Trust: " + "; ".join(f"{g}: {m}" for g, m in TRUST_MEANINGS.items()) + "."
+    meanings = "; ".join(f"{g}: {m}" for g, m in TRUST_MEANINGS.items())
+    return f"Trust: {meanings}. The workbook's Trust note names each series' weaknesses."
 
 
 def metric_label(metric: Any) -> str:
