@@ -15,7 +15,7 @@ A cell that cannot be read fails with one line naming the file, the column and t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,38 +127,50 @@ def _check_part(
     con: duckdb.DuckDBPyConnection, table: pa.Table, source: str, instant: str, value: str
 ) -> None:
     """Fail on the first empty server_id, unreadable time or non-numeric value."""
-    bad_ids = con.execute(
-        "SELECT server_id FROM part WHERE server_id IS NULL OR trim(CAST(server_id AS VARCHAR)) = '' LIMIT 1"
-    ).fetchall()
-    if bad_ids:
-        row = first_row(table, "server_id", bad_ids[0][0])
-        raise fail(
-            source, f"{col('server_id')} is empty at data row {row}: every sample needs a server"
-        )
-    bad_times = con.execute(
-        f"SELECT timestamp FROM part WHERE {instant} IS NULL LIMIT 1"
-    ).fetchall()
-    if bad_times:
-        example = bad_times[0][0]
-        row = first_row(table, "timestamp", example)
-        raise fail(
-            source,
-            f"{col('timestamp')} cannot be read at data row {row} ({show(example)}): {TIME_HINT}",
-        )
+    _fail_on_first(
+        con,
+        table,
+        source,
+        "server_id",
+        "server_id IS NULL OR trim(CAST(server_id AS VARCHAR)) = ''",
+        lambda row, _: f"is empty at data row {row}: every sample needs a server",
+    )
+    _fail_on_first(
+        con,
+        table,
+        source,
+        "timestamp",
+        f"{instant} IS NULL",
+        lambda row, example: f"cannot be read at data row {row} ({show(example)}): {TIME_HINT}",
+    )
     if value == "value":  # already numbers: nothing to parse
         return
-    bad_values = con.execute(
-        f"SELECT value FROM part WHERE {value} IS NULL AND value IS NOT NULL "
-        "AND trim(CAST(value AS VARCHAR)) <> '' LIMIT 1"
-    ).fetchall()
-    if bad_values:
-        example = bad_values[0][0]
-        row = first_row(table, "value", example)
-        raise fail(
-            source,
-            f"{col('value')} is not a number at data row {row} ({show(example)}): "
-            "write plain numbers such as 42.5 (empty cells are allowed and skipped)",
-        )
+    _fail_on_first(
+        con,
+        table,
+        source,
+        "value",
+        f"{value} IS NULL AND value IS NOT NULL AND trim(CAST(value AS VARCHAR)) <> ''",
+        lambda row, example: (
+            f"is not a number at data row {row} ({show(example)}): "
+            "write plain numbers such as 42.5 (empty cells are allowed and skipped)"
+        ),
+    )
+
+
+def _fail_on_first(
+    con: duckdb.DuckDBPyConnection,
+    table: pa.Table,
+    source: str,
+    column: str,
+    where: str,
+    problem: Callable[[int, Any], str],
+) -> None:
+    """Fail naming the data row of the first value of ``column`` matching ``where``."""
+    found = con.execute(f"SELECT {column} FROM part WHERE {where} LIMIT 1").fetchall()
+    if found:
+        example = found[0][0]
+        raise fail(source, f"{col(column)} {problem(first_row(table, column, example), example)}")
 
 
 def _check_epoch_seconds(table: pa.Table, source: str) -> None:
