@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from capacity_forecaster.core import calendar
 from capacity_forecaster.core.params import MIN_HISTORY_FLOOR
 from capacity_forecaster.forecasting.backtest_plan import (
     MIN_BACKTEST_DAYS,
+    MIN_SCORE_DAYS,
     MIN_TRAIN_DAYS,
     plan_backtest,
     too_short_message,
@@ -24,7 +26,7 @@ def _plan(days: int, horizon: int = 120, origins: int = 3, step: int = 28):
 
 
 def test_a_long_history_gets_what_the_params_ask_for() -> None:
-    plan = _plan(600)
+    plan = _plan(730)
     assert plan is not None and not plan.adjustments and not plan.shortened
     assert plan.horizon_days == 120 and plan.step_days == 28
     assert plan.origins == [
@@ -35,6 +37,31 @@ def test_a_long_history_gets_what_the_params_ask_for() -> None:
     # Exactly enough: 14 to train, 56 between the origins, 120 to score.
     assert not _plan(MIN_TRAIN_DAYS + 56 + 120).adjustments
     assert _plan(MIN_TRAIN_DAYS + 56 + 119).adjustments
+    # A year behind the oldest origin: the params' plan, with the yearly cycle at every origin.
+    assert not _plan(calendar.YEARLY_CYCLE_DAYS + 56 + 120).adjustments
+
+
+@pytest.mark.parametrize("days", [373, 456, 510])
+def test_every_origin_has_a_year_behind_it_when_the_final_fit_has_one(days: int) -> None:
+    """456 days, origins 28 apart scored on 90: the params' oldest origin has 310 days behind
+    it, so Prophet would be judged without the yearly cycle its final fit has."""
+    plan = _plan(days, horizon=90)
+    assert plan is not None
+    first = LAST - pd.Timedelta(days=days - 1)
+    assert (plan.origins[0] - first).days + 1 >= calendar.YEARLY_CYCLE_DAYS
+    assert plan.origins[-1] + pd.Timedelta(days=plan.horizon_days) == LAST
+    assert len(plan.origins) >= 2 and plan.horizon_days >= MIN_SCORE_DAYS
+    assert "judged with the yearly cycle" in plan.adjustments[0]
+    assert plan.horizon_days < 90 and any("extrapolated" in line for line in plan.adjustments)
+
+
+def test_too_little_past_the_first_year_is_said_and_judged_without_the_cycle() -> None:
+    days = calendar.YEARLY_CYCLE_DAYS + MIN_SCORE_DAYS  # one day short of a matched backtest
+    plan = _plan(days, horizon=90)
+    assert plan is not None
+    assert (plan.origins[0] - (LAST - pd.Timedelta(days=days - 1))).days + 1 < days
+    assert any("judged without the yearly cycle" in line for line in plan.adjustments)
+    assert _plan(days + 1, horizon=90).adjustments[0].startswith("origins placed")
 
 
 @pytest.mark.parametrize("days", [22, 28, 60, 92, 150, 260])

@@ -37,6 +37,9 @@ REGION_COUNTRY: dict[str, str] = {
 
 QUARTER_END_MONTHS = (3, 6, 9, 12)
 YEAR_DAYS = 364  # 52 weeks: the same season, on the same weekdays, a year earlier
+# History (first to last day, inclusive) from which a model fits the yearly cycle: Prophet's
+# yearly seasonality, and the tree models' values from a year before.
+YEARLY_CYCLE_DAYS = 365
 
 
 def country_for_region(region: str) -> str | None:

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import logging
 import math
+import time
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -216,12 +217,17 @@ def fit_one(
             )
         if model.stan_backend is not None:  # None only when no Stan backend loaded at all
             model.stan_backend.set_options(newton_fallback=False)
+        started = time.monotonic()
         try:
             tolerance = {"tol_rel_grad": TOL_REL_GRAD} if algorithm != "Newton" else {}
             # A TimeoutError is not retried with another algorithm: it would hang as long.
             model.fit(history, algorithm=algorithm, timeout=FIT_TIMEOUT_SECONDS, **tolerance)
             break
-        except RuntimeError:
+        except RuntimeError as error:
+            # cmdstanpy's timer kills Stan before it flags the timeout, so a loaded machine can
+            # report the kill as a failed optimisation: past the limit, it is the timeout.
+            if time.monotonic() - started >= FIT_TIMEOUT_SECONDS:
+                raise TimeoutError(f"Stan fit past {FIT_TIMEOUT_SECONDS:g} s") from error
             if algorithm == FIT_ALGORITHMS[-1]:
                 raise
     # Only params, history and settings are needed to predict; the Stan handles and the

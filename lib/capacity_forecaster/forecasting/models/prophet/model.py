@@ -19,6 +19,7 @@ from prophet import Prophet
 from prophet.serialize import model_to_json
 from tqdm.auto import tqdm
 
+from capacity_forecaster.core import calendar
 from capacity_forecaster.core.workers import process_pool
 from capacity_forecaster.forecasting.models.base import ForecastModel
 from capacity_forecaster.forecasting.models.prophet import fitting, holiday_tables, predicting
@@ -43,7 +44,7 @@ class ProphetModel(ForecastModel):
         *,
         n_jobs: int = -1,
         quarter_end_business_days: int = 5,
-        min_yearly_days: int = 365,
+        min_yearly_days: int = calendar.YEARLY_CYCLE_DAYS,
         progress: bool = True,
     ) -> None:
         """Settings only; nothing is fitted until ``fit``.
