@@ -18,6 +18,7 @@ from PIL import Image
 from capacity_forecaster.reporting import headline, tables
 from capacity_forecaster.reporting.pdf import build_pdf
 from capacity_forecaster.reporting.workbook import build_workbook
+from capacity_forecaster.risk import rollups
 
 SCRIPT = "<script>alert(1)</script>"
 HYPERLINK = '=HYPERLINK("http://evil","x")'
@@ -71,6 +72,7 @@ def _risk(servers: pd.DataFrame, levels: dict[str, tuple[str, float, float]]) ->
                     "model": "gradient_boosting",
                     "threshold": THRESHOLDS[metric],
                     "current_p95": 70.0,
+                    "over_now": False,
                     "forecast_peak": 95.0 if level != "low" else 60.0,
                     "peak_date": FIRST_DAY + pd.Timedelta(days=60),
                     "days_to_breach": days,
@@ -127,6 +129,8 @@ def _risk_summary(risk: pd.DataFrame) -> dict:
         "servers": int(risk["server_id"].nunique()),
         "levels": {"series": counts(risk["risk_level"]), "servers": counts(worst)},
         "rollups": {"business_unit": rollup("business_unit"), "region": rollup("region")},
+        "series_over_now": int(risk["over_now"].sum()),
+        "earliest_breaches": rollups.earliest_breaches(risk),
     }
 
 
@@ -386,6 +390,26 @@ def small_fleet() -> Fleet:
     names = [f"srv-{i:03d}" for i in range(1, 7)]
     units = ["Payments", "Payments", "Trading", "Retail", "Retail", "Trading"]
     return Fleet(names, units, LEVELS)
+
+
+def over_now_fleet() -> Fleet:
+    """The small fleet with srv-005's memory over its 85 % threshold now (P95 92.3 %): high,
+    0 days to breach, dated the history's last day, as stage 06 writes it."""
+    fleet = small_fleet()
+    risk = fleet.risk
+    row = (risk["server_id"] == "srv-005") & (risk["metric"] == "mem_p95")
+    risk.loc[row, ["risk_level", "over_now", "current_p95", "days_to_breach"]] = [
+        "high",
+        True,
+        92.3,
+        0.0,
+    ]
+    risk.loc[row, "breach_date"] = FIRST_DAY - pd.Timedelta(days=1)
+    risk["urgency_rank"] = risk["urgency_rank"] + 1
+    risk.loc[row, "urgency_rank"] = 1
+    fleet.risk = risk.sort_values("urgency_rank", ignore_index=True)
+    fleet.risk_summary = _risk_summary(fleet.risk)
+    return fleet
 
 
 def hostile_fleet() -> Fleet:

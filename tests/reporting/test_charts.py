@@ -462,3 +462,11 @@ def test_no_rows_at_all_render(fleet: dict[str, Any]) -> None:
         assert fig.layout.annotations
     for fig in charts.static_figures(**empty).values():
         assert charts.figure_png(fig, dpi=40).startswith(PNG_SIGNATURE)
+
+
+def test_an_urgent_series_over_its_threshold_now_says_so_in_its_title() -> None:
+    row = {"rank": 1, "server_id": "srv-031", "metric": "cpu_p95", "risk_level": "high"}
+    over = {**row, "over_now": True, "current_p95": 89.34, "threshold": 80.0, "days_to_breach": 0}
+    assert "high risk: over now: P95 89.3% against 80%" in pi._series_title(over)
+    later = {**row, "over_now": False, "days_to_breach": 35.0, "breach_probability": 0.6}
+    assert "breach in 35 days" in pi._series_title(later)

@@ -6,6 +6,7 @@ import re
 from html.parser import HTMLParser
 
 from capacity_forecaster.reporting.index_page import render_index
+from tests.reporting import report_fleet
 
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
 
@@ -101,6 +102,16 @@ def test_links_only_to_files_that_exist() -> None:
     ):
         assert key in hrefs, key
     assert all(not href.startswith(("/", "http", "file:")) for href in hrefs)
+
+
+def test_a_series_over_its_threshold_now_leads_the_breaches() -> None:
+    headline = report_fleet.over_now_fleet().headline()
+    assert headline["risk"]["series_over_now"] == 1
+    first = headline["risk"]["earliest_breaches"][0]
+    assert (first["server_id"], first["days_to_breach"], first["over_now"]) == ("srv-005", 0, True)
+    page = render_index("run-1", "succeeded", _records(), KEYS, headline)
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert "over now (P95 92.3 % against 85 %)" in text
 
 
 def test_headline_figures_are_shown() -> None:

@@ -7,6 +7,7 @@ import io
 import pypdf
 import pytest
 
+from tests.reporting import report_fleet
 from tests.reporting.report_fleet import (
     BACKTEST_ORIGINS,
     BOLD,
@@ -34,6 +35,14 @@ def test_pdf_reads_back_with_key_figures(fleet: Fleet) -> None:
     ) in text
     assert f"Page 1 of {len(pages)}" in pages[0]
     assert f"Page {len(pages)} of {len(pages)}" in pages[-1]
+
+
+def test_pdf_leads_with_a_series_over_its_threshold_now() -> None:
+    text = " ".join(" ".join(pdf_pages(report_fleet.over_now_fleet().pdf())).split())
+    assert "1 series over the threshold now; the furthest over is srv-005" in text
+    assert "at a recent P95 of 92.3 % against 85 %" in text
+    assert "over now (P95 92.3 % against 85 %)" in text  # the breaches table
+    assert "in 0 days" not in text
 
 
 def test_pdf_is_reproducible(fleet: Fleet) -> None:

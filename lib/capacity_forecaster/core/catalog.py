@@ -319,6 +319,7 @@ RISK = Product(
             Column("model", "string"),
             Column("threshold", "float", min=0.0, max=100.0),
             _utilisation("current_p95"),
+            Column("over_now", "bool"),  # current_p95 at or over the threshold
             _utilisation("forecast_peak"),
             Column("peak_date", "datetime"),
             Column("headroom_pts", "float", min=-100.0, max=100.0),

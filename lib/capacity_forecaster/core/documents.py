@@ -140,6 +140,22 @@ class RiskLevels(_Document):
     servers: LevelCounts
 
 
+class EarliestBreach(_Document):
+    server_id: str
+    metric: str
+    breach_date: IsoDate | None = Field(
+        description="the forecast's first day at or over the threshold; over now: the last day"
+    )
+    days_to_breach: float | None = Field(description="0 when over the threshold now")
+    over_now: bool = Field(description="the recent P95 is at or over the threshold already")
+    current_p95: float | None = Field(description="P95 of the last weeks of history, %")
+    threshold: float | None = Field(description="the series' threshold, %")
+    breach_probability: Share | None
+    criticality: str | None
+    business_unit: str | None
+    trust_grade: str | None = Field(description="A-D: how far the date can be trusted")
+
+
 class RiskSummary(_Summary):
     """Risk levels, per-metric counts, the earliest breaches, thresholds and roll-ups."""
 
@@ -148,7 +164,12 @@ class RiskSummary(_Summary):
     levels: RiskLevels
     by_metric: dict[str, dict[str, float | None]]
     eoq_breaches: Count
-    earliest_breaches: list[dict[str, Any]]
+    series_over_now: Count = Field(
+        description="series whose recent P95 is at or over the threshold"
+    )
+    earliest_breaches: list[EarliestBreach] = Field(
+        description="at most 10 series: over the threshold now first, then the soonest breach"
+    )
     thresholds: dict[str, Any]
     rules: list[str]
     rollups: dict[str, list[dict[str, Any]]]
@@ -206,17 +227,6 @@ class HeadlineForecast(_Document):
     last_date: IsoDate = Field(description="last forecast day")
 
 
-class EarliestBreach(_Document):
-    server_id: str
-    metric: str
-    breach_date: IsoDate | None
-    days_to_breach: float | None
-    breach_probability: Share | None
-    criticality: str | None
-    business_unit: str | None
-    trust_grade: str | None = Field(description="A-D: how far the date can be trusted")
-
-
 class Rollup(_Summary):
     """One business unit's or region's servers at risk (the group's name is the first key)."""
 
@@ -232,8 +242,11 @@ class HeadlineRisk(_Document):
     series_by_level: LevelCounts = Field(description="series (server x metric) by level")
     servers_assessed: Count = Field(description="servers with at least one assessed series")
     servers_at_risk: Count = Field(description="servers whose worst level is high or medium")
+    series_over_now: Count = Field(
+        description="series whose recent P95 is at or over the threshold"
+    )
     earliest_breaches: list[EarliestBreach] = Field(
-        description="at most 10 series, soonest breach first"
+        description="at most 10 series: over the threshold now first, then the soonest breach"
     )
     by_business_unit: list[Rollup]
     by_region: list[Rollup]

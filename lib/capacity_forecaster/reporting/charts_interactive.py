@@ -97,7 +97,13 @@ def _empty_figure(title: str, message: str) -> go.Figure:
 
 def _series_title(row: Mapping[Any, Any]) -> str:
     days = _num(row.get("days_to_breach"), ".0f")
-    breach = f"breach in {days} days" if days != NOT_AVAILABLE else "no breach on the forecast"
+    if row.get("over_now"):
+        current, threshold = _num(row.get("current_p95"), ".1f"), _num(row.get("threshold"), "g")
+        breach = f"over now: P95 {current}% against {threshold}%"
+    elif days != NOT_AVAILABLE:
+        breach = f"breach in {days} days"
+    else:
+        breach = "no breach on the forecast"
     parts = [
         f"#{row['rank']} {plotly_safe(row['server_id'])} · {plotly_safe(row['metric'])}",
         f"{plotly_safe(row['risk_level'])} risk: {breach}",

@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["HEADLINE_KEYS", "SCHEMA_VERSION", "check_headline", "headline", "outlook_line"]
 
 SCHEMA_VERSION = 1
-EARLIEST_BREACHES = 10
 # Each section's keys, from the one declaration of the shape.
 HEADLINE_KEYS = MappingProxyType(
     {
@@ -116,30 +115,7 @@ def _forecast(forecast: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[s
     }
 
 
-def _earliest_breaches(risk: pd.DataFrame, limit: int) -> list[dict]:
-    breaching = risk[risk["days_to_breach"].notna()].sort_values(
-        ["days_to_breach", "breach_probability", "server_id", "metric"],
-        ascending=[True, False, True, True],
-    )
-    rows = []
-    for row in breaching.head(limit).itertuples(index=False):
-        days = _number(row.days_to_breach)
-        rows.append(
-            {
-                "server_id": json_value(row.server_id),
-                "metric": json_value(row.metric),
-                "breach_date": json_value(row.breach_date),
-                "days_to_breach": None if days is None else int(days),
-                "breach_probability": _number(row.breach_probability, 4),
-                "criticality": json_value(row.criticality),
-                "business_unit": json_value(row.business_unit),
-                "trust_grade": json_value(getattr(row, "trust_grade", None)),
-            }
-        )
-    return rows
-
-
-def _risk(risk: pd.DataFrame, risk_summary: Mapping[str, Any]) -> dict[str, Any]:
+def _risk(risk_summary: Mapping[str, Any]) -> dict[str, Any]:
     levels = risk_summary["levels"]
     servers_by_level = {level: int(levels["servers"].get(level, 0)) for level in RISK_LEVELS}
     return {
@@ -147,7 +123,8 @@ def _risk(risk: pd.DataFrame, risk_summary: Mapping[str, Any]) -> dict[str, Any]
         "series_by_level": {level: int(levels["series"].get(level, 0)) for level in RISK_LEVELS},
         "servers_assessed": int(risk_summary["servers"]),
         "servers_at_risk": sum(servers_by_level[level] for level in AT_RISK_LEVELS),
-        "earliest_breaches": _earliest_breaches(risk, EARLIEST_BREACHES),
+        "series_over_now": int(risk_summary["series_over_now"]),
+        "earliest_breaches": list(risk_summary["earliest_breaches"]),
         "by_business_unit": list(risk_summary["rollups"]["business_unit"]),
         "by_region": list(risk_summary["rollups"]["region"]),
     }
@@ -280,7 +257,11 @@ def _check_inputs(
     require_keys(
         quality, ["date_start", "date_end", "days", "metrics_monitored"], catalog.QUALITY.key
     )
-    require_keys(risk_summary, ["servers", "levels", "rollups"], catalog.RISK_SUMMARY.key)
+    require_keys(
+        risk_summary,
+        ["servers", "levels", "rollups", "series_over_now", "earliest_breaches"],
+        catalog.RISK_SUMMARY.key,
+    )
     require_keys(risk_summary["levels"], ["series", "servers"], "risk/summary.json levels")
     require_keys(risk_summary["rollups"], ["business_unit", "region"], "risk/summary.json rollups")
     check_levels(risk)
@@ -315,7 +296,7 @@ def headline(
     ``risk_summary`` risk/summary.json, ``metrics`` models/metrics.json and
     ``recommendations`` clusters/recommendations.json. Level counts (servers by their worst
     level) and the business-unit and region roll-ups come from ``risk_summary``, as stage 06
-    counted them; earliest breaches from the risk frame.
+    counted them, and so do the earliest breaches (over the threshold now first).
     """
     _check_inputs(servers, quality, risk, risk_summary)
     summary = {
@@ -324,7 +305,7 @@ def headline(
         "generated_at": _iso_timestamp(generated_at),
         "fleet": _fleet(servers, risk, quality),
         "forecast": _forecast(forecast, metrics),
-        "risk": _risk(risk, risk_summary),
+        "risk": _risk(risk_summary),
         "accuracy": _accuracy(metrics),
         "savings": _savings(recommendations),
         "data_quality": _data_quality(quality, cleaning),

@@ -19,6 +19,7 @@ from capacity_forecaster.reporting.headline import outlook_line
 from capacity_forecaster.reporting.style import RISK_LEVEL_COLOURS
 from capacity_forecaster.reporting.text import (
     MISSING,
+    breach_when,
     format_number,
     format_value,
     html_safe,
@@ -89,16 +90,16 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
         parts.append(f'<p class="sub">{_e(outlook)}</p>')
     breaches = risk.get("earliest_breaches") or []
     if breaches:
-        parts.append("<h3>Earliest forecast breaches</h3><table>")
+        parts.append("<h3>Over the threshold now, then the earliest forecast breaches</h3><table>")
         parts.append(
-            "<tr><th>Server</th><th>Metric</th><th>Breach date</th><th>Days</th>"
+            "<tr><th>Server</th><th>Metric</th><th>Breach</th><th>Days</th>"
             "<th>Probability</th><th>Criticality</th><th>Trust</th></tr>"
         )
         for row in breaches[:10]:
             parts.append(
                 "<tr>"
                 f"<td>{_e(row.get('server_id', ''))}</td><td>{_e(row.get('metric', ''))}</td>"
-                f"<td>{_e(row['breach_date']) if row.get('breach_date') else MISSING}</td>"
+                f"<td>{_e(breach_when(row))}</td>"
                 f"<td>{_figure(row.get('days_to_breach'))}</td>"
                 f"<td>{_figure(row.get('breach_probability'), 'probability')}</td>"
                 f"<td>{_e(row.get('criticality', ''))}</td>"

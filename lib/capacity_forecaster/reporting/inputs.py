@@ -18,6 +18,7 @@ RISK_REQUIRED = (
     "server_id",
     "metric",
     "risk_level",
+    "over_now",
     "days_to_breach",
     "breach_date",
     "breach_probability",

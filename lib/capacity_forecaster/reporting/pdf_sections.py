@@ -49,6 +49,7 @@ from capacity_forecaster.reporting.tables import RISK_COLUMNS
 from capacity_forecaster.reporting.text import (
     MISSING,
     and_join,
+    breach_when,
     count_noun,
     format_number,
     is_missing,
@@ -247,6 +248,16 @@ def _breach_point(risk: Mapping[str, Any]) -> str:
     if not earliest:
         return "No series is forecast to reach its threshold within the horizon."
     first = earliest[0]
+    over_now = risk.get("series_over_now") or 0
+    if first.get("over_now") and over_now:
+        return (
+            f"<b>{over_now} series over the threshold now</b>; the "
+            f"furthest over is <b>{pdf_safe(first.get('server_id'))}</b> "
+            f"({pdf_safe(metric_label(first.get('metric')))}, "
+            f"{pdf_safe(first.get('business_unit'))}) at a recent P95 of "
+            f"{format_number(first.get('current_p95'), '.1f')} % against "
+            f"{format_number(first.get('threshold'), 'g')} %."
+        )
     return (
         f"The earliest forecast breach is <b>{pdf_safe(first.get('server_id'))}</b> "
         f"({pdf_safe(metric_label(first.get('metric')))}, "
@@ -310,17 +321,18 @@ def _earliest_breaches(summary: Mapping[str, Any], styles: PdfStyles) -> list[Fl
         return []
     frame = records_frame(earliest, _EARLIEST_COLUMNS).rename(columns=dict(RISK_COLUMNS))
     frame["Metric"] = frame["Metric"].map(metric_label)
+    frame["Breach"] = [breach_when(row) for row in earliest]
     columns = [
         Column("Server", "Server", 30),
-        Column("Metric", "Metric", 18),
-        Column("Breach date", "Breach date", 22),
-        Column("Days to breach", "Days", 14),
-        Column("Breach probability", "P(breach)", 18),
-        Column("Criticality", "Criticality", 22),
-        Column("Business unit", "Business unit", 50),
+        Column("Metric", "Metric", 16),
+        Column("Breach", "Breach", 44),
+        Column("Days to breach", "Days", 12),
+        Column("Breach probability", "P(breach)", 16),
+        Column("Criticality", "Criticality", 20),
+        Column("Business unit", "Business unit", 36),
     ]
     return [
-        Paragraph("Earliest forecast breaches", styles.h2),
+        Paragraph("Over the threshold now, then the earliest forecast breaches", styles.h2),
         report_table(frame, columns, styles),
     ]
 

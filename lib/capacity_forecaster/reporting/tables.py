@@ -54,6 +54,7 @@ RISK_COLUMNS = MappingProxyType(
         "server_id": "Server",
         "metric": "Metric",
         "risk_level": "Risk level",
+        "over_now": "Over now",
         "trust_grade": "Trust",
         "days_to_breach": "Days to breach",
         "breach_date": "Breach date",

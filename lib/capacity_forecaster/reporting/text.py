@@ -147,6 +147,15 @@ def reclamation_line(candidate: Mapping[str, Any]) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def breach_when(breach: Mapping[str, Any]) -> str:
+    """When one of summary.json's earliest breaches happens, in words (plain text): ``over now
+    (P95 89.3 % against 80 %)`` for a series already at or over its threshold, else its date."""
+    if breach.get("over_now"):
+        current = format_number(breach.get("current_p95"), ".1f")
+        return f"over now (P95 {current} % against {format_number(breach.get('threshold'), 'g')} %)"
+    return str(breach.get("breach_date") or MISSING)
+
+
 def trust_legend() -> str:
     """What each trust grade means, in one line (plain text, unescaped)."""
     meanings = "; ".join(f"{g}: {m}" for g, m in TRUST_MEANINGS.items())

@@ -274,6 +274,7 @@ def _risk_rows(risk: Mapping[str, Any]) -> list[_Row]:
             for level in RISK_LEVELS
         ],
         ("Risk", "Servers at risk (high or medium)", risk.get("servers_at_risk"), "int"),
+        ("Risk", "Series over the threshold now", risk.get("series_over_now"), "int"),
         *[
             ("Risk", f"Series at {level} risk", series_by_level.get(level), "int")
             for level in RISK_LEVELS
@@ -286,6 +287,7 @@ def _risk_rows(risk: Mapping[str, Any]) -> list[_Row]:
             ("Risk", "Earliest breach: server", first.get("server_id"), "text"),
             ("Risk", "Earliest breach: metric", metric_label(first.get("metric")), "text"),
             ("Risk", "Earliest breach: date", _iso_date(first.get("breach_date")), "date"),
+            ("Risk", "Earliest breach: over the threshold now", bool(first.get("over_now")), "bool"),
         ]
     return rows
 

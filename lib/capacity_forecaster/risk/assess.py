@@ -7,7 +7,8 @@ in the one urgency order of ``ranking``.
 
 Risk rules (implemented only in ``_classify``; ``rules_text`` renders them for the summary):
 
-- high: ``current_p95 >= threshold`` (breaching already), or ``days_to_breach <= high_within_days``,
+- high: ``current_p95 >= threshold`` (``over_now``: breaching already; its days to breach are
+  0 and its breach date the history's last day), or ``days_to_breach <= high_within_days``,
   or ``breach_probability_soon >= high_probability``
   (the same probability over the first ``high_within_days`` days only: a likely breach far out
   is not urgent);
@@ -51,6 +52,7 @@ RISK_COLUMNS = [
     "model",
     "threshold",
     "current_p95",
+    "over_now",
     "forecast_peak",
     "peak_date",
     "headroom_pts",
@@ -68,13 +70,15 @@ RISK_COLUMNS = [
 ]
 REASON_COLUMNS = [  # what ``_reason`` reads, in its order
     "risk_level",
+    "over_now",
     "current_p95",
+    "threshold",
     "days_to_breach",
     "breach_date",
     "days_to_breach_upper",
     "breach_date_upper",
     "breach_probability",
-    "threshold",
+    "breach_probability_soon",
     "forecast_peak",
     "headroom_pts",
 ]
@@ -106,13 +110,15 @@ def assess_risk(
     champion = _champion_rows(forecasts, servers, params, interval)
     risk = series_breaches(champion, params.high_within_days)
     risk = risk.merge(history_stats(history, lookback_days), on=SERIES, how="left")
+    # The calendar flags describe the forecast's breach, before a series over now is dated today.
     risk = with_calendar_flags(risk, quarter_end_business_days)
+    risk = _with_over_now(risk)
     risk["risk_level"] = _classify(
         risk["days_to_breach"],
         risk["days_to_breach_upper"],
         risk["breach_probability"],
         risk["breach_probability_soon"],
-        risk["current_p95"] >= risk["threshold"],
+        risk["over_now"],
         params,
     )
     risk["risk_reason"] = [
@@ -155,6 +161,21 @@ def _champion_rows(
     return champion
 
 
+def _with_over_now(risk: pd.DataFrame) -> pd.DataFrame:
+    """Adds ``over_now`` (the recent P95 at or over the threshold); such a series has breached
+    already, so its days to breach (forecast and upper bound) are 0 and its breach date the
+    last day of its history, whatever the forecast does next."""
+    over = (risk["current_p95"] >= risk["threshold"]).fillna(False).astype(bool)
+    risk["over_now"] = over
+    for days, date in (
+        ("days_to_breach", "breach_date"),
+        ("days_to_breach_upper", "breach_date_upper"),
+    ):
+        risk.loc[over, days] = 0.0
+        risk.loc[over, date] = risk.loc[over, "last_date"]
+    return risk
+
+
 def _with_server_attributes(risk: pd.DataFrame, servers: pd.DataFrame) -> pd.DataFrame:
     """Adds ``SERVER_ATTRIBUTES`` from the inventory (NA where it has none)."""
     attributes = servers.drop_duplicates("server_id")
@@ -191,7 +212,8 @@ def _classify(
 def rules_text(params: RiskParams) -> list[str]:
     """The risk rules of ``_classify`` in words, with this run's values."""
     return [
-        "high: the recent P95 (last weeks of history) is already at or over the threshold, "
+        "high: the recent P95 (last weeks of history) is already at or over the threshold "
+        "(over now: 0 days to breach), "
         f"or the forecast reaches the threshold within {params.high_within_days} days, "
         f"or the probability of a breach within those days is at least {params.high_probability:.0%}",
         "medium: otherwise, the forecast or the upper interval bound reaches the threshold "
@@ -207,22 +229,36 @@ def _days(days: float) -> str:
 
 
 def _reason(row: tuple, params: RiskParams) -> str:
-    """One line saying why a series got its level (``row``: the ``REASON_COLUMNS``)."""
-    level, current, days, date, days_up, date_up, prob, threshold, peak, headroom = row
+    """One line saying what made the series' level, with its own numbers (``row``: the
+    ``REASON_COLUMNS``): the rule that fired first, then the breach probability."""
+    (level, over_now, current, threshold, days, date, days_up, date_up) = row[:8]
+    probability, probability_soon, peak, headroom = row[8:]
+    within = params.high_within_days
     parts = []
-    if current >= threshold:
-        parts.append(f"already at {current:.1f}% (recent P95), over {threshold:g}%")
-    if not math.isnan(days):
+    if over_now:
+        parts.append(
+            f"over now: recent P95 {current:.1f}% against a {threshold:g}% threshold, "
+            f"forecast peak {peak:.1f}%"
+        )
+    elif not math.isnan(days):
         parts.append(f"forecast reaches {threshold:g}% in {_days(days)} ({date.date()})")
     elif not math.isnan(days_up):
-        parts.append(f"upper bound reaches {threshold:g}% in {_days(days_up)} ({date_up.date()})")
+        parts.append(
+            f"upper bound reaches {threshold:g}% in {_days(days_up)} ({date_up.date()}), "
+            f"forecast peak {peak:.1f}%"
+        )
     else:
         parts.append(f"peak {peak:.1f}% vs threshold {threshold:g}% ({headroom:.1f} pts headroom)")
-    parts.append(f"P(breach) {prob:.0%}")
-    if level == "high" and (math.isnan(days) or days > params.high_within_days):
+    soon_rule = level == "high" and not over_now and not days <= within  # NaN days: not soon
+    if soon_rule:
         parts.append(
-            f"P(breach within {params.high_within_days} days) >= {params.high_probability:.0%}"
+            f"P(breach within {within} days) {probability_soon:.0%}, "
+            f"at least {params.high_probability:.0%}"
         )
+    elif level == "medium" and math.isnan(days) and math.isnan(days_up):
+        parts.append(f"P(breach) {probability:.0%}, at least {params.medium_probability:.0%}")
+    else:
+        parts.append(f"P(breach) {probability:.0%}")
     return ", ".join(parts)
 
 
@@ -279,9 +315,16 @@ def _value_problems(risk: pd.DataFrame) -> list[str]:
 
 
 def _crossing_problems(risk: pd.DataFrame, champion: pd.DataFrame) -> list[str]:
-    """``days_to_breach`` in 1..H exactly for the series whose forecast reaches the threshold."""
+    """``days_to_breach`` 0 for the series over their threshold now; for the others, in 1..H
+    exactly when the forecast reaches the threshold."""
+    over = risk["over_now"].astype(bool)
+    problems = []
+    wrong_now = over & (risk["days_to_breach"] != 0)
+    if wrong_now.any():
+        problems.append(f"{int(wrong_now.sum())} series over their threshold now without 0 days")
     crossing = champion[[*SERIES, "horizon", "yhat"]].merge(
-        risk[[*SERIES, "threshold", "days_to_breach"]].drop_duplicates(SERIES), on=SERIES
+        risk.loc[~over, [*SERIES, "threshold", "days_to_breach"]].drop_duplicates(SERIES),
+        on=SERIES,
     )
     crossed = (
         (crossing["yhat"] >= crossing["threshold"])
@@ -290,7 +333,6 @@ def _crossing_problems(risk: pd.DataFrame, champion: pd.DataFrame) -> list[str]:
     )
     horizon = crossing.groupby(SERIES)["horizon"].max()
     days = crossing.groupby(SERIES)["days_to_breach"].first()
-    problems = []
     wrong_crossed = crossed & ~days.between(1, horizon)
     if wrong_crossed.any():
         problems.append(

@@ -15,16 +15,19 @@ SERIES = list(SERIES_KEY)
 
 
 def history_stats(history: pd.DataFrame, lookback_days: int) -> pd.DataFrame:
-    """Per series: P95 of the last ``lookback_days`` of values, and the busiest calendar month."""
+    """Per series: P95 of the last ``lookback_days`` of values, the last day it covers
+    (``last_date``), and the busiest calendar month."""
     dates = pd.to_datetime(history["date"])
     last = dates.groupby([history["server_id"], history["metric"]]).transform("max")
     recent = history.loc[dates > last - pd.Timedelta(days=lookback_days)]
     current = recent.groupby(SERIES)["value"].quantile(0.95).rename("current_p95")
+    last_date = dates.groupby([history["server_id"], history["metric"]]).max().rename("last_date")
+    last_date.index.names = SERIES
     monthly_mean = history.groupby([*SERIES, dates.dt.month.rename("month")])["value"].mean()
     monthly = monthly_mean.dropna().reset_index()
     busiest = monthly.loc[monthly.groupby(SERIES)["value"].idxmax(), [*SERIES, "month"]]
     busiest_month = busiest.set_index(SERIES)["month"].rename("busiest_month")
-    return pd.concat([current, busiest_month], axis=1).reset_index()
+    return pd.concat([current, last_date, busiest_month], axis=1).reset_index()
 
 
 def with_calendar_flags(risk: pd.DataFrame, business_days: int) -> pd.DataFrame:

@@ -12,7 +12,13 @@ from capacity_forecaster.core.params import RiskParams
 from capacity_forecaster.core.vocabulary import RISK_LEVELS, SERIES_KEY
 from capacity_forecaster.risk.assess import SERVER_ATTRIBUTES, rules_text
 
-__all__ = ["ROLLUP_DIMENSIONS", "by_dimension", "risk_summary", "worst_per_server"]
+__all__ = [
+    "ROLLUP_DIMENSIONS",
+    "by_dimension",
+    "earliest_breaches",
+    "risk_summary",
+    "worst_per_server",
+]
 
 ROLLUP_DIMENSIONS = ["business_unit", "region", "criticality", "environment"]
 EARLIEST_BREACHES = 10  # listed in the summary
@@ -78,8 +84,9 @@ def risk_summary(risk: pd.DataFrame, top: pd.DataFrame, params: RiskParams) -> d
         },
         "by_metric": _by_metric(risk),
         "eoq_breaches": int(risk["eoq_breach"].sum()),
+        "series_over_now": int(risk["over_now"].sum()),
         "seasonal_peaks": int(risk["seasonal_peak"].sum()),
-        "earliest_breaches": _earliest_breaches(risk),
+        "earliest_breaches": earliest_breaches(risk),
         "thresholds": _thresholds(risk, params),
         "rules": rules_text(params),
         "risk_params": {
@@ -109,20 +116,41 @@ def _by_metric(risk: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return by_metric
 
 
-def _earliest_breaches(risk: pd.DataFrame) -> list[dict]:
-    """The first ``EARLIEST_BREACHES`` forecast breaches (ties: server, metric)."""
-    breaching = risk[risk["days_to_breach"].notna()].sort_values(
-        ["days_to_breach", "server_id", "metric"]
-    )
-    columns = [
-        *SERIES_KEY,
-        "breach_date",
-        "days_to_breach",
-        "threshold",
-        "breach_probability",
-        "criticality",
-    ]
-    return records(breaching[columns].head(EARLIEST_BREACHES))
+EARLIEST_BREACH_COLUMNS = [  # the fields of documents.EarliestBreach, in its order
+    *SERIES_KEY,
+    "breach_date",
+    "days_to_breach",
+    "over_now",
+    "current_p95",
+    "threshold",
+    "breach_probability",
+    "criticality",
+    "business_unit",
+    "trust_grade",
+]
+
+
+def earliest_breaches(risk: pd.DataFrame) -> list[dict]:
+    """The first ``EARLIEST_BREACHES`` breaches: the series over their threshold now (0 days,
+    the furthest over first), then the forecast's earliest (ties: probability, server, metric)."""
+    breaching = risk[risk["days_to_breach"].notna()]
+    over_by = (breaching["current_p95"] - breaching["threshold"]).where(breaching["over_now"])
+    order = pd.DataFrame(
+        {
+            "days": breaching["days_to_breach"],
+            "over_by": -over_by.fillna(0.0),
+            "probability": -breaching["breach_probability"],
+            "server_id": breaching["server_id"].astype(str),
+            "metric": breaching["metric"].astype(str),
+        }
+    ).sort_values(["days", "over_by", "probability", "server_id", "metric"], kind="mergesort")
+    chosen = breaching.loc[order.index[:EARLIEST_BREACHES]].copy()
+    if "trust_grade" not in chosen:
+        chosen["trust_grade"] = None  # before stage 06 grades the series
+    for column in ("current_p95", "threshold"):
+        chosen[column] = chosen[column].round(2)
+    chosen["breach_probability"] = chosen["breach_probability"].round(4)
+    return records(chosen[EARLIEST_BREACH_COLUMNS])
 
 
 def _thresholds(risk: pd.DataFrame, params: RiskParams) -> dict[str, Any]:
