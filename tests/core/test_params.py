@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,73 @@ def test_relative_data_paths_resolve_against_the_params_file(tmp_path: Path) -> 
     params = load_params(path)
     assert params.data.metrics_path == str((tmp_path / "data" / "m.csv").resolve())
     assert params.data.servers_path == "s3://bucket/s.csv"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"compute": {"n_jobs": True}}, "compute.n_jobs"),
+        ({"data": {"synthetic": {"n_servers": True}}}, "data.synthetic.n_servers"),
+        ({"risk": {"high_probability": True}}, "risk.high_probability"),
+        ({"risk": {"thresholds": {"cpu_p95": True}}}, "risk.thresholds"),
+        ({"features": {"lags": [True, 7]}}, "features.lags"),
+        ({"data": {"cloudwatch": {"monthly_cost_usd": {"m5.large": False}}}}, "data.cloudwatch.monthly_cost_usd"),
+        ({"data": {"cloudwatch": {"max_attempts": True}}}, "data.cloudwatch.max_attempts"),
+    ],
+)  # fmt: skip
+def test_true_or_false_is_never_a_number(raw: dict, key: str) -> None:
+    # pydantic reads true as 1: `n_jobs: true` ran one worker, `high_probability: true` 1.0.
+    with pytest.raises(
+        ParamsError, match=rf"{re.escape(key)}: expected a number, not true or false"
+    ):
+        parse_params(raw)
+
+
+def test_booleans_still_set_boolean_keys() -> None:
+    params = parse_params(
+        {"storage": {"local_fallback": False}, "cluster": {"consolidate_critical": True}}
+    )
+    assert params.storage.local_fallback is False and params.cluster.consolidate_critical is True
+
+
+def test_echoed_values_are_cut_short() -> None:
+    shared: list = ["lol"] * 9
+    for _ in range(5):  # 9**6 strings, one list per level in memory, megabytes once printed
+        shared = [shared] * 9
+    for raw in (
+        {"forecast": {"horizon_days": shared}},
+        {"run": {"name": "x" * 100_000}},
+        {"storage": {"backend": "s3", "s3": {"bucket": "B" * 100_000}}},
+    ):
+        with pytest.raises(ParamsError) as info:
+            parse_params(raw, source="p.yaml")
+        message = str(info.value)
+        assert len(message) < 400 and ("..." in message or "…" in message), message[:500]
+
+
+def test_many_errors_are_counted_not_listed() -> None:
+    with pytest.raises(ParamsError, match=r"models\.enabled\.4: .*; and 995 more$"):
+        parse_params({"models": {"enabled": ["nope"] * 1000}})
+
+
+def test_a_broken_override_value_is_a_params_error() -> None:
+    with pytest.raises(ParamsError, match=r"override 'run=\{name: \[': not valid YAML at column"):
+        apply_overrides({}, ["run={name: ["])
+
+
+def test_unreadable_params_files_are_one_line(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"run: {name: \xff}\n")
+    with pytest.raises(ParamsError, match=r"binary.yaml: not UTF-8 text \(byte 13\)"):
+        load_params(binary)
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"#" * (2 << 20))
+    with pytest.raises(ParamsError, match=r"huge.yaml: larger than 1024 KB"):
+        load_params(huge)
+
+
+def test_a_time_zone_too_long_for_a_file_name_is_one_short_line() -> None:
+    with pytest.raises(ParamsError) as caught:
+        parse_params({"data": {"timezone": "Europe/" + "x" * 5000}})
+    message = str(caught.value)
+    assert "is not an IANA time zone" in message and len(message) < 300

@@ -14,6 +14,7 @@ from capacity_forecaster.core.params import parse_params
 from capacity_forecaster.core.storage import (
     ArtifactNotFoundError,
     LocalStore,
+    content_type,
     open_run_storage,
     read_source,
 )
@@ -127,6 +128,76 @@ def test_s3_mirror_roundtrip_with_sse(tmp_path: Path, s3_bucket: str) -> None:
     assert storage.list_keys("raw/") == storage.s3.list_keys("raw/") == ["raw/metrics.parquet"]
     acl = client.get_object_acl(Bucket=s3_bucket, Key="team/cf/run-1/raw/metrics.parquet")
     assert not [g for g in acl["Grants"] if "AllUsers" in str(g.get("Grantee", {}))]
+
+
+CONTENT_TYPES = {
+    "reports/capacity.html": "text/html; charset=utf-8",
+    "reports/capacity.pdf": "application/pdf",
+    "reports/capacity.xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "reports/summary.json": "application/json",
+    "reports/plots/fleet.png": "image/png",
+    "reports/plots/plotly.min.js": "text/javascript",
+    "reports/style.css": "text/css",
+    "reports/servers.csv": "text/csv",
+    "raw/metrics.parquet": "application/vnd.apache.parquet",
+    "notebooks/01_generate.ipynb": "application/x-ipynb+json",
+    "params.yaml": "application/yaml",
+    "notebooks/01_generate.kernel.log": "application/octet-stream",
+    "raw/no_suffix": "application/octet-stream",
+}
+
+
+@pytest.mark.s3
+def test_s3_objects_carry_the_content_type_of_their_suffix(tmp_path: Path, s3_bucket: str) -> None:
+    # Without it S3 serves binary/octet-stream and a browser downloads the pages.
+    storage = open_run_storage(_s3_params(tmp_path, s3_bucket, sse="AES256"), "run-1")
+    client = boto3.client("s3")
+    for key, expected in CONTENT_TYPES.items():
+        storage.write_bytes(key, b"x")  # put_object
+        head = client.head_object(Bucket=s3_bucket, Key=f"team/cf/run-1/{key}")
+        assert (head["ContentType"], head["ServerSideEncryption"]) == (expected, "AES256"), key
+        storage.s3.delete(key)
+        storage.mirror_file(key)  # upload_file, the path executed notebooks and HTML take
+        head = client.head_object(Bucket=s3_bucket, Key=f"team/cf/run-1/{key}")
+        assert (head["ContentType"], head["ServerSideEncryption"]) == (expected, "AES256"), key
+
+
+@pytest.mark.s3
+def test_s3_typed_helpers_set_the_content_type(tmp_path: Path, s3_bucket: str) -> None:
+    storage = open_run_storage(_s3_params(tmp_path, s3_bucket), "run-1")
+    storage.write_parquet("raw/metrics.parquet", FRAME)
+    storage.write_json("risk/summary.json", {"servers": 3})
+    storage.write_text("index.html", "<p>ok</p>")
+    client = boto3.client("s3")
+    types = {
+        key: client.head_object(Bucket=s3_bucket, Key=f"team/cf/run-1/{key}")["ContentType"]
+        for key in ("raw/metrics.parquet", "risk/summary.json", "index.html")
+    }
+    assert types == {
+        "raw/metrics.parquet": "application/vnd.apache.parquet",
+        "risk/summary.json": "application/json",
+        "index.html": "text/html; charset=utf-8",
+    }
+
+
+def test_content_type_ignores_case_and_the_hosts_mime_table() -> None:
+    # The built-in table only: /etc/mime.types must not make the type depend on the machine.
+    assert content_type("reports/CAPACITY.PDF") == "application/pdf"
+    assert content_type("a.tar.gz") == "application/octet-stream"
+    assert {key: content_type(key) for key in CONTENT_TYPES} == CONTENT_TYPES
+
+
+@pytest.mark.s3
+def test_write_beside_runs_lands_at_the_output_prefix(tmp_path: Path, s3_bucket: str) -> None:
+    storage = open_run_storage(_s3_params(tmp_path, s3_bucket), "run-1")
+    location = storage.write_beside_runs("latest.json", b"{}\n")
+    assert location == f"s3://{s3_bucket}/team/cf/latest.json"
+    assert (tmp_path / "latest.json").read_bytes() == b"{}\n"
+    head = boto3.client("s3").head_object(Bucket=s3_bucket, Key="team/cf/latest.json")
+    assert head["ContentType"] == "application/json"
+    assert storage.list_keys() == []  # not an artifact of the run
+    no_prefix = open_run_storage(_s3_params(tmp_path, s3_bucket, prefix=""), "run-1")
+    assert no_prefix.write_beside_runs("latest.json", b"{}\n") == f"s3://{s3_bucket}/latest.json"
 
 
 @pytest.mark.s3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -10,8 +11,10 @@ import threading
 from pathlib import Path
 
 import joblib
+import pytest
 
-from capacity_forecaster.core.workers import exit_with_parent, process_pool
+from capacity_forecaster.core import workers
+from capacity_forecaster.core.workers import exit_with_parent, process_pool, worker_count
 from tests.processes import marked, new_marker, wait_for_none
 
 # A parent that runs tasks on two loky workers, writes their pids to a file and dies without
@@ -79,3 +82,31 @@ def test_pools_share_their_workers_across_calls() -> None:
     first = set(process_pool(2)(joblib.delayed(os.getpid)() for _ in range(4)))
     second = set(process_pool(2)(joblib.delayed(os.getpid)() for _ in range(4)))
     assert os.getpid() not in first and first & second
+
+
+def test_more_workers_than_cores_are_capped_with_one_log_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # n_jobs 64 for 10 servers on 2 cores started 32 workers and took 5.7 GB.
+    monkeypatch.setattr(workers, "available_cores", lambda: 2)
+    workers._log_capped.cache_clear()
+    with caplog.at_level(logging.INFO, logger=workers.__name__):
+        assert process_pool(64).n_jobs == 2
+        assert process_pool(30).n_jobs == 2
+        assert worker_count(-1) == 2  # all cores
+        assert worker_count(1) == 1
+    capped = [r.getMessage() for r in caplog.records if "cores available" in r.getMessage()]
+    assert capped == [
+        "compute.n_jobs asks for more workers than the 2 cores available: using 2 "
+        "(workers beyond the cores only take memory)"
+    ]
+    with pytest.raises(ValueError, match="n_jobs must be -1"):
+        worker_count(0)
+
+
+def test_available_cores_are_the_ones_this_process_may_use() -> None:
+    cores = workers.available_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert cores <= len(os.sched_getaffinity(0))
+    assert worker_count(-1) == cores and worker_count(cores + 100) == cores

@@ -15,14 +15,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from capacity_forecaster.core.errors import ParamsError
-from capacity_forecaster.core.params_base import ParamsSection
+from capacity_forecaster.core.params_base import ParamsSection, short_repr, shorten
 from capacity_forecaster.core.params_cloudwatch import CloudWatchSourceOptions
 from capacity_forecaster.core.params_formats import FormatName, FormatOptions
+from capacity_forecaster.core.params_yaml import load_yaml
 from capacity_forecaster.core.vocabulary import MODEL_NAMES, MetricName, ModelName
 
 # AWS bucket naming rules: 3-63 chars, lowercase letters, digits, dots and hyphens,
@@ -30,13 +30,22 @@ from capacity_forecaster.core.vocabulary import MODEL_NAMES, MetricName, ModelNa
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
+# A run name, and a run id: the name, optionally with the UTC time `new_run_id` appends. Both
+# are one path segment and one S3 key segment: no separators, no `.` or `..`, nothing hidden.
+RUN_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_RUN_ID_RE = re.compile(rf"{RUN_NAME_PATTERN}(-\d{{8}}T\d{{6}}Z)?")
+
+MAX_PARAMS_BYTES = 1 << 20  # a params file is a few KB; this is surely not one
+MAX_REPORTED_ERRORS = 5  # validation errors listed in the one-line message
+MESSAGE_LIMIT = 200  # characters of one validation error (validators may echo long values)
+
 
 class RunParams(ParamsSection):
     """What a run is called, its random seed and where its outputs land."""
 
     name: str = Field(
         "local",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        pattern=rf"^{RUN_NAME_PATTERN}$",
         description="Run name: the prefix of every run id, `<name>-YYYYmmddTHHMMSSZ`",
     )
     seed: int = Field(
@@ -79,7 +88,7 @@ class S3Params(ParamsSection):
     def _valid_bucket(cls, bucket: str) -> str:
         if not _BUCKET_RE.match(bucket) or ".." in bucket or _IP_RE.match(bucket):
             raise ValueError(
-                f"{bucket!r} is not a valid S3 bucket name "
+                f"{short_repr(bucket)} is not a valid S3 bucket name "
                 "(3-63 lowercase letters, digits, dots or hyphens; starts and ends with a letter or digit)"
             )
         return bucket
@@ -518,16 +527,16 @@ class Params(ParamsSection):
 
 
 def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
-    """One line for one pydantic error: dotted key, what is wrong, what was given."""
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    """One line for one pydantic error: dotted key, what is wrong, what was given (cut short)."""
+    key = ".".join(shorten(str(part)) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, error["loc"][:-1])
         close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"{key}: unknown key (allowed here: {', '.join(allowed)}){hint}"
-    message = error["msg"].removeprefix("Value error, ")
+    message = shorten(error["msg"].removeprefix("Value error, "), MESSAGE_LIMIT)
     given = error.get("input")
-    shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    shown = "" if isinstance(given, dict) or given is None else f" (got {short_repr(given)})"
     return f"{key}: {message}{shown}"
 
 
@@ -555,8 +564,26 @@ def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [_describe(e, Params) for e in exc.errors()]
+        errors = exc.errors()
+        lines = [_describe(e, Params) for e in errors[:MAX_REPORTED_ERRORS]]
+        if len(errors) > MAX_REPORTED_ERRORS:
+            lines.append(f"and {len(errors) - MAX_REPORTED_ERRORS} more")
         raise ParamsError(f"{source}: " + "; ".join(lines)) from None
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a run name, optionally with its ``-YYYYmmddTHHMMSSZ`` suffix.
+
+    A run id becomes a folder under ``run.output_root`` and a key segment under the S3 prefix:
+    anything else (``..``, a path, a separator, a control character) could land elsewhere.
+    """
+    if not _RUN_ID_RE.fullmatch(run_id):
+        raise ParamsError(
+            f"run id {short_repr(run_id)} is not allowed: use a name of letters, digits, '_', "
+            "'.' and '-' that starts with a letter or digit (at most 64 characters), optionally "
+            "followed by -YYYYmmddTHHMMSSZ, e.g. 'local' or 'local-20260630T120000Z'"
+        )
+    return run_id
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
@@ -565,13 +592,22 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ParamsError(f"params file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PARAMS_BYTES + 1)
+    except OSError as exc:
+        raise ParamsError(f"cannot read params file {path}: {exc.strerror}") from None
+    if len(data) > MAX_PARAMS_BYTES:
         raise ParamsError(
-            f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+            f"{path}: larger than {MAX_PARAMS_BYTES // 1024} KB; a params file is a few KB: "
+            "is this the right file?"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParamsError(
+            f"{path}: not UTF-8 text (byte {exc.start + 1}); save the params file as UTF-8"
         ) from None
+    raw = load_yaml(text, str(path))
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -588,16 +624,17 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ParamsError(
-                f"override {item!r}: expected dotted.key=value, e.g. forecast.horizon_days=90"
+                f"override {short_repr(item)}: expected dotted.key=value, e.g. forecast.horizon_days=90"
             )
         node = merged
         parts = key.strip().split(".")
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ParamsError(f"override {item!r}: {part} is not a section")
+                raise ParamsError(f"override {short_repr(item)}: {shorten(part)} is not a section")
             node = child
-        node[parts[-1]] = yaml.safe_load(value)
+        # The same bounded loader as the file: one line, so no line numbers.
+        node[parts[-1]] = load_yaml(value, f"override {short_repr(item)}", with_lines=False)
     return merged
 
 

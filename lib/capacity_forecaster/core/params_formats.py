@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field, field_validator
 
-from capacity_forecaster.core.params_base import ParamsSection
+from capacity_forecaster.core.params_base import ParamsSection, short_repr
 from capacity_forecaster.core.vocabulary import MetricName
 
 FormatName = Literal["samples", "cloudwatch_csv", "prometheus_json", "vm_trace"]
@@ -130,8 +130,8 @@ class FormatOptions(ParamsSection):
     def _known_zone(cls, timezone: str) -> str:
         try:
             ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
             close = sorted(z for z in available_timezones() if z.lower() == timezone.lower())
             hint = f"; did you mean {close[0]!r}?" if close else " (e.g. 'UTC', 'Europe/Paris')"
-            raise ValueError(f"{timezone!r} is not an IANA time zone{hint}") from None
+            raise ValueError(f"{short_repr(timezone)} is not an IANA time zone{hint}") from None
         return timezone

@@ -7,7 +7,9 @@ when the params allow it. Keys are the same everywhere: ``raw/metrics.parquet`` 
 
 S3 goes through plain boto3 with botocore's standard retry mode; credentials come from the
 standard AWS chain (never from params), and any failure becomes one clear line naming the
-bucket or URI instead of a botocore traceback.
+bucket or URI instead of a botocore traceback. Every object carries the Content-Type its key's
+suffix names (``content_type``), so a browser shows the HTML pages, PDFs and charts of a run
+instead of downloading them.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from __future__ import annotations
 import io
 import json
 import logging
+import mimetypes
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 
 from capacity_forecaster.core.errors import StageCheckError, StorageError
-from capacity_forecaster.core.params import Params, S3Params
+from capacity_forecaster.core.params import Params, S3Params, check_run_id
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +118,29 @@ class LocalStore:
         self.path(key).unlink(missing_ok=True)
 
 
+# The types Python's built-in table lacks or names otherwise (3.11 says application/javascript
+# and has no xlsx); HTML declares its charset because every page a run writes is UTF-8.
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".js": "text/javascript",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".parquet": "application/vnd.apache.parquet",
+    ".ipynb": "application/x-ipynb+json",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+}
+# Python's built-in table only: the module-level guess_type also reads the host's
+# /etc/mime.types, which would make an object's type depend on the machine that ran the run.
+_BUILTIN_TYPES = mimetypes.MimeTypes().types_map[True]
+
+
+def content_type(key: str) -> str:
+    """The Content-Type of an artifact, from its key's suffix (application/octet-stream if unknown)."""
+    suffix = PurePosixPath(key).suffix.lower()
+    return _CONTENT_TYPES.get(suffix) or _BUILTIN_TYPES.get(suffix) or "application/octet-stream"
+
+
 def s3_client(s3: S3Params | None = None) -> Any:
     """A boto3 S3 client with standard retries; endpoint and region from params or the AWS env."""
     import boto3
@@ -189,12 +215,13 @@ class S3Store:
     def root_uri(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
-    def _extra_args(self) -> dict[str, str]:
-        if self.params.sse == "none":
-            return {}
-        extra: dict[str, str] = {"ServerSideEncryption": self.params.sse}
-        if self.params.kms_key_id:
-            extra["SSEKMSKeyId"] = self.params.kms_key_id
+    def _extra_args(self, key: str) -> dict[str, str]:
+        """What every put of ``key`` sends besides the bytes: its Content-Type and encryption."""
+        extra = {"ContentType": content_type(key)}
+        if self.params.sse != "none":
+            extra["ServerSideEncryption"] = self.params.sse
+            if self.params.kms_key_id:
+                extra["SSEKMSKeyId"] = self.params.kms_key_id
         return extra
 
     def size(self, key: str) -> int:
@@ -221,7 +248,7 @@ class S3Store:
     def write_bytes(self, key: str, data: bytes) -> str:
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, **self._extra_args()
+                Bucket=self.bucket, Key=self._key(key), Body=data, **self._extra_args(key)
             )
         except Exception as exc:
             raise _s3_error(exc, "write", self.uri(key)) from None
@@ -232,7 +259,7 @@ class S3Store:
             # upload_file switches to multipart for large files; S3 shows the object only once
             # the upload completes, so it is whole or absent.
             self.client.upload_file(
-                str(path), self.bucket, self._key(key), ExtraArgs=self._extra_args() or None
+                str(path), self.bucket, self._key(key), ExtraArgs=self._extra_args(key)
             )
         except Exception as exc:
             raise _s3_error(exc, "upload", self.uri(key)) from None
@@ -290,6 +317,21 @@ class RunStorage:
         if self.s3 is not None:
             location = self.s3.write_bytes(key, data)
         logger.debug("wrote %s (%d bytes) to %s", key, len(data), location)
+        return location
+
+    def write_beside_runs(self, key: str, data: bytes) -> str:
+        """Write a file about runs at the output prefix, the parent of the run folders.
+
+        ``<run.output_root>/<key>`` on disk (atomically), then ``s3://<bucket>/<prefix>/<key>``
+        with S3; returns where it now lives. For pointers such as latest.json, not run artifacts.
+        """
+        # open_run_storage puts the run one level below both roots, and a run id is a single
+        # name (check_run_id): one level up is the output prefix on disk and in S3 alike.
+        location = LocalStore(self.local.root.parent).write_bytes(key, data)
+        if self.s3 is not None:
+            parent = replace(self.s3, prefix=self.s3.prefix.rpartition("/")[0])
+            location = parent.write_bytes(key, data)
+        logger.debug("wrote %s (%d bytes) beside the runs, at %s", key, len(data), location)
         return location
 
     def mirror_file(self, key: str) -> str:
@@ -381,7 +423,9 @@ def _json_default(value: Any) -> Any:
 
 
 def open_run_storage(params: Params, run_id: str) -> RunStorage:
-    """The storage of run ``run_id`` as the params describe it."""
+    """The storage of run ``run_id`` as the params describe it (a run id is a name: it never
+    reaches outside ``run.output_root`` or the S3 prefix)."""
+    check_run_id(run_id)
     local = LocalStore(Path(params.run.output_root) / run_id)
     s3_store = None
     if params.storage.backend == "s3":

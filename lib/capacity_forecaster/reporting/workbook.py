@@ -287,7 +287,12 @@ def _risk_rows(risk: Mapping[str, Any]) -> list[_Row]:
             ("Risk", "Earliest breach: server", first.get("server_id"), "text"),
             ("Risk", "Earliest breach: metric", metric_label(first.get("metric")), "text"),
             ("Risk", "Earliest breach: date", _iso_date(first.get("breach_date")), "date"),
-            ("Risk", "Earliest breach: over the threshold now", bool(first.get("over_now")), "bool"),
+            (
+                "Risk",
+                "Earliest breach: over the threshold now",
+                bool(first.get("over_now")),
+                "bool",
+            ),
         ]
     return rows
 

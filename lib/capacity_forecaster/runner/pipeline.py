@@ -29,10 +29,11 @@ import yaml
 from capacity_forecaster import __version__
 from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import CapacityForecasterError, StageFailedError
-from capacity_forecaster.core.params import Params, load_params, params_to_dict
+from capacity_forecaster.core.params import Params, check_run_id, load_params, params_to_dict
 from capacity_forecaster.core.stage import PROJECT_ROOT
 from capacity_forecaster.core.storage import RunStorage, iter_files, open_run_storage
 from capacity_forecaster.reporting.index_page import render_index
+from capacity_forecaster.runner.latest import write_latest
 
 logger = logging.getLogger(__name__)
 
@@ -371,9 +372,12 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Validate params, execute the chosen stages in order and write the manifest.
 
-    Raises StageFailedError (after writing a 'failed' manifest) when a notebook fails.
+    Raises StageFailedError (after writing a 'failed' manifest) when a notebook fails, and
+    ParamsError, before anything is written, for bad params or a run id that is not a name.
     """
     started = time.perf_counter()
+    if run_id is not None:
+        check_run_id(run_id)  # an empty one too: it must not quietly become a new run
     params = load_params(params_path, overrides)
     stages = discover_stages(notebooks_dir)
     chosen = select_stages(stages, only=only, start=start, skip=skip)
@@ -396,6 +400,7 @@ def run_pipeline(
     )
     write_index(storage, run_id, ordered)
     manifest = write_manifest(storage, params, run_params_path, run_id, ordered, started)
+    write_latest(storage, manifest)  # after the manifest, and only if the run succeeded
     logger.info(
         "run %s %s in %.1f s (manifest %s)",
         run_id,

@@ -24,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from capacity_forecaster.core import calendar
 from capacity_forecaster.core.vocabulary import SERIES_KEY
-from capacity_forecaster.core.workers import process_pool
+from capacity_forecaster.core.workers import process_pool, worker_count
 from capacity_forecaster.forecasting.models.base import (
     PREDICTION_COLUMNS,
     ForecastModel,
@@ -287,7 +287,7 @@ class RandomForestModel(TreeModel):
             min_samples_leaf=20,
             max_features=0.5,
             max_samples=min(1.0, 6_000 / max(n_rows, 1)),
-            n_jobs=self.n_jobs,
+            n_jobs=worker_count(self.n_jobs),
             random_state=self.seed,
         )
 
@@ -303,7 +303,7 @@ class GradientBoostingModel(TreeModel):
     name = "gradient_boosting"
 
     def _fit_estimators(self, pending: _Pending) -> dict[str, _FittedMetric]:
-        n_workers = min(joblib.effective_n_jobs(self.n_jobs), len(pending))
+        n_workers = min(worker_count(self.n_jobs), len(pending))
         if n_workers <= 1:
             return super()._fit_estimators(pending)
         parallel = process_pool(n_workers)

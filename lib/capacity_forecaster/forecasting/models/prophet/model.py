@@ -20,7 +20,7 @@ from prophet.serialize import model_to_json
 from tqdm.auto import tqdm
 
 from capacity_forecaster.core import calendar
-from capacity_forecaster.core.workers import process_pool
+from capacity_forecaster.core.workers import process_pool, worker_count
 from capacity_forecaster.forecasting.models.base import ForecastModel
 from capacity_forecaster.forecasting.models.prophet import fitting, holiday_tables, predicting
 from capacity_forecaster.forecasting.models.prophet.fitting import (
@@ -308,7 +308,7 @@ class ProphetModel(ForecastModel):
         self._fallback[(server_id, metric)] = last_value
 
     def _workers(self, n_tasks: int) -> int:
-        return max(1, min(joblib.effective_n_jobs(self.n_jobs), n_tasks))
+        return max(1, min(worker_count(self.n_jobs), n_tasks))
 
     def _progress(self, total: int, desc: str) -> tqdm:
         return tqdm(total=total, desc=desc, unit="series", leave=False, disable=not self.progress)
