@@ -76,3 +76,23 @@ def make_servers(specs: dict[str, dict]) -> pd.DataFrame:
         row.update(spec)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+THRESHOLDS = {"cpu_p95": 80.0, "mem_p95": 85.0, "disk_p95": 90.0}  # stage 06's defaults
+
+
+def make_risk(
+    forecasts: pd.DataFrame, levels: dict[tuple[str, str], str] | None = None
+) -> pd.DataFrame:
+    """Stage 06's rows for the champion series of ``forecasts``: the default thresholds, the
+    first forecast day as the recent P95, and high where the forecast reaches the threshold
+    (low otherwise) unless ``levels`` names the level of a (server, metric)."""
+    champion = forecasts[forecasts["is_champion"]]
+    rows = champion.groupby(["server_id", "metric"], as_index=False).agg(
+        current_p95=("yhat", "first"), peak=("yhat", "max")
+    )
+    rows["threshold"] = rows["metric"].map(THRESHOLDS)
+    rows["risk_level"] = np.where(rows["peak"] >= rows["threshold"], "high", "low")
+    for (server, metric), level in (levels or {}).items():
+        rows.loc[(rows["server_id"] == server) & (rows["metric"] == metric), "risk_level"] = level
+    return rows.drop(columns="peak")

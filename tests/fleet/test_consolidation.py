@@ -86,7 +86,7 @@ def test_consolidation_invariants(seed: int, target: float, allow_critical: bool
     assert len(placement) == len(sizing) and placement["server_id"].is_unique
 
     considered = frame[frame["considered"]]
-    assert set(considered["finding"]) <= {"over-provisioned", "idle"}
+    assert set(considered["finding"]) <= {"over-provisioned"}  # idle: decommissioned instead
     info = sizing.set_index("server_id")
     hosts = info.loc[considered["host_server_id"]]
     # never mixes environments (nor criticality tiers)
@@ -108,7 +108,7 @@ def test_consolidation_invariants(seed: int, target: float, allow_critical: bool
 
     critical = frame[frame["criticality"] == "critical"]
     if allow_critical:
-        assert critical["considered"].any()
+        assert not (critical["excluded_reason"] == "critical tier").any()
     else:
         assert not critical["considered"].any() and not critical["freed"].any()
 
@@ -151,7 +151,7 @@ def test_critical_servers_untouched_unless_allowed() -> None:
     crit = placement[placement["server_id"].str.startswith("c")]
     assert crit["considered"].all() and int(crit["freed"].sum()) == 2
     assert set(crit["host_server_id"]) <= set(crit["server_id"])  # critical stays with critical
-    assert summary["groups"]["prod/critical"]["servers_freed"] == 2
+    assert summary["groups"]["prod/critical/eu-west"]["servers_freed"] == 2
 
 
 def test_environments_never_mix_even_when_it_would_pack_tighter() -> None:
@@ -161,3 +161,47 @@ def test_environments_never_mix_even_when_it_would_pack_tighter() -> None:
     placement, summary = consolidation.consolidate(sizing, 0.7, consolidate_critical=False)
     assert not placement["freed"].any()
     assert summary["total"]["hosts_kept"] == 2
+
+
+def test_an_idle_server_is_never_the_host_of_others() -> None:
+    """The biggest server of a group, idle, was once kept as the host the others moved onto
+    while also listed for decommissioning."""
+    sizing = sizing_frame(
+        [
+            {"server_id": "idle-big", "cpu_cores": 64, "memory_gb": 256, "finding": "idle"},
+            *({"server_id": f"d{i}"} for i in range(3)),
+        ]
+    )
+    placement, _ = consolidation.consolidate(sizing, 0.7, consolidate_critical=False)
+    plan = placement.set_index("server_id")
+    assert plan.loc["idle-big", "excluded_reason"] == "idle: a decommission candidate"
+    assert "idle-big" not in set(plan.loc[plan["freed"], "host_server_id"])
+    assert int(plan["freed"].sum()) == 2
+
+
+def test_moves_across_regions_are_not_proposed_and_across_business_units_are_flagged() -> None:
+    sizing = sizing_frame(
+        [
+            {"server_id": "eu-1", "region": "eu-west", "business_unit": "Payments"},
+            {"server_id": "eu-2", "region": "eu-west", "business_unit": "Retail"},
+            {"server_id": "us-1", "region": "us-east", "business_unit": "Payments"},
+        ]
+    )
+    placement, summary = consolidation.consolidate(sizing, 0.7, consolidate_critical=False)
+    plan = placement.set_index("server_id")
+    assert plan.loc["us-1", "host_server_id"] == "us-1"  # alone in its region: stays
+    moved = plan[plan["freed"]]
+    assert len(moved) == 1
+    (crossing,) = moved["move_crosses"]
+    assert crossing.startswith("business unit ") and "region" not in crossing
+    assert summary["moves_crossing"] == 1
+    # With both boundaries closed, nobody moves across either.
+    closed, _ = consolidation.consolidate(
+        sizing, 0.7, consolidate_critical=False, closed_boundaries=("region", "business_unit")
+    )
+    assert not closed["freed"].any() and (closed["move_crosses"] == "").all()
+    # With both open, the US server may move to Europe, and says so.
+    both, _ = consolidation.consolidate(
+        sizing, 0.7, consolidate_critical=False, closed_boundaries=()
+    )
+    assert both["move_crosses"].str.contains("region").any()

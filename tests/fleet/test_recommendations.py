@@ -13,7 +13,7 @@ from capacity_forecaster.fleet import (
     recommendations,
     rightsizing,
 )
-from tests.fleet.builders import RS, make_forecasts, make_history, make_servers
+from tests.fleet.builders import RS, make_forecasts, make_history, make_risk, make_servers
 
 
 def test_stage_chain_and_recommendations_are_strict_json() -> None:
@@ -36,7 +36,10 @@ def test_stage_chain_and_recommendations_are_strict_json() -> None:
     features = profiles.utilisation_features(make_history(levels), RS.lookback_days)
     clustered, info = clustering.cluster_servers(features, k=4, seed=42)
     clustering.check_clusters(clustered, info, 4, 24)
-    sizing = rightsizing.right_size(features, make_forecasts(peaks), make_servers(specs), RS)
+    forecasts = make_forecasts(peaks)
+    sizing = rightsizing.right_size(
+        features, forecasts, make_servers(specs), RS, make_risk(forecasts)
+    )
     placement, summary = consolidation.consolidate(sizing, 0.7, consolidate_critical=False)
     result = recommendations.summarise({**info, "silhouette": float("nan")}, sizing, summary)
     text = json.dumps(result, allow_nan=False)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from capacity_forecaster.fleet import consolidation, profiles, rightsizing
-from tests.fleet.builders import RS, make_forecasts, make_history, make_servers
+from tests.fleet.builders import RS, make_forecasts, make_history, make_risk, make_servers
 
 
 @pytest.fixture
@@ -32,7 +32,9 @@ def sized() -> pd.DataFrame:
         }
     )
     features = profiles.utilisation_features(history, RS.lookback_days)
-    return rightsizing.right_size(features, forecasts, servers, RS).set_index("server_id")
+    return rightsizing.right_size(features, forecasts, servers, RS, make_risk(forecasts)).set_index(
+        "server_id"
+    )
 
 
 def test_idle_server_is_found_idle_and_its_cost_is_the_potential(sized: pd.DataFrame) -> None:
@@ -84,7 +86,9 @@ def test_two_champions_for_one_series_are_refused() -> None:
     forecasts["is_champion"] = True
     features = profiles.utilisation_features(make_history({"a": {}}), 30)
     with pytest.raises(ValueError, match="more than one champion"):
-        rightsizing.right_size(features, forecasts, make_servers({"a": {}}), RS)
+        rightsizing.right_size(
+            features, forecasts, make_servers({"a": {}}), RS, make_risk(forecasts)
+        )
 
 
 def test_memory_never_measured_keeps_its_size_and_the_server_is_not_packed() -> None:
@@ -95,7 +99,9 @@ def test_memory_never_measured_keeps_its_size_and_the_server_is_not_packed() -> 
     forecasts = forecasts[forecasts["metric"] != "mem_p95"]
     servers = make_servers({"cpu-only": {"cpu_cores": 32, "memory_gb": 128}})
     features = profiles.utilisation_features(history, RS.lookback_days)
-    sized = rightsizing.right_size(features, forecasts, servers, RS).set_index("server_id")
+    sized = rightsizing.right_size(
+        features, forecasts, servers, RS, make_risk(forecasts)
+    ).set_index("server_id")
     row = sized.loc["cpu-only"]
     assert np.isnan(row["peak_mem_share"])
     assert row["recommended_memory_gb"] == 128  # not the 1 GB a made-up 0 % would give
@@ -106,3 +112,78 @@ def test_memory_never_measured_keeps_its_size_and_the_server_is_not_packed() -> 
     assert plan.loc[plan["server_id"] == "cpu-only", "excluded_reason"].tolist() == [
         "CPU or memory not measured"
     ]
+
+
+def _sized_with_risk(
+    levels: dict[str, dict[str, float]],
+    peaks: dict[str, tuple[float, float]],
+    specs: dict[str, dict],
+    risk_levels: dict[tuple[str, str], str] | None = None,
+) -> pd.DataFrame:
+    forecasts = make_forecasts(peaks)
+    features = profiles.utilisation_features(make_history(levels), RS.lookback_days)
+    risk = make_risk(forecasts, risk_levels)
+    return rightsizing.right_size(features, forecasts, make_servers(specs), RS, risk).set_index(
+        "server_id"
+    )
+
+
+def test_a_server_at_high_risk_is_under_provisioned_with_a_size_that_carries_it() -> None:
+    """4 cores at 89 % CPU against an 80 % threshold: high risk, once "optimal, no action"
+    because under-provisioned started at 90 % of capacity."""
+    sized = _sized_with_risk(
+        {"hot": {"cpu_p95": 89.0}}, {"hot": (89.0, 50.0)}, {"hot": {"cpu_cores": 4}}
+    )
+    hot = sized.loc["hot"]
+    assert hot["cpu_at_risk"] and hot["finding"] == "under-provisioned"
+    assert hot["action"] == "upsize" and hot["recommended_cores"] == 8
+    # The forecast's upper bound (94 %) fits under 80 % at 8 cores; its peak lands at 44.5 %.
+    assert hot["projected_cpu_peak"] == pytest.approx(89.0 * 4 / 8)
+    expected = 1000.0 * (0.5 * 8 / 4 + 0.5 * hot["recommended_memory_gb"] / 64 - 1)
+    assert hot["monthly_cost_change_usd"] == pytest.approx(expected)
+
+
+def test_a_medium_series_gets_at_least_one_size_up() -> None:
+    # Memory at 78 % under its 85 % threshold, but stage 06 calls it medium (the upper bound
+    # reaches the threshold): one size up, 64 -> 96 GB.
+    sized = _sized_with_risk(
+        {"m": {"mem_p95": 78.0}},
+        {"m": (40.0, 78.0)},
+        {"m": {}},
+        {("m", "mem_p95"): "medium"},
+    )
+    row = sized.loc["m"]
+    assert row["mem_at_risk"] and row["finding"] == "under-provisioned"
+    assert row["recommended_memory_gb"] == 96
+    assert row["projected_mem_peak"] == pytest.approx(78.0 * 64 / 96)
+
+
+def test_a_disk_at_risk_gets_a_disk_size_that_keeps_it_under_its_threshold() -> None:
+    sized = _sized_with_risk({"d": {}}, {"d": (40.0, 40.0)}, {"d": {}}, {("d", "disk_p95"): "high"})
+    row = sized.loc["d"]
+    # make_forecasts holds disk at 50 % (upper 55 %): 500 GB needs 500 x 55 / 90 = 306 GB;
+    # at risk it still grows one step, to 550 GB.
+    assert row["disk_at_risk"] and row["recommended_disk_gb"] == 550
+    assert row["projected_disk_peak"] == pytest.approx(50.0 * 500 / 550)
+    assert row["finding"] != "idle"
+
+
+def test_servers_idling_at_3_percent_are_idle_whatever_their_noisy_p95() -> None:
+    """Eight servers idling at about 3 % mean CPU: half had a P95 of 5.0-5.3 against the 5.0
+    cut and were missed. The P95 less its day-to-day noise decides."""
+    levels = {f"idle-{i}": {"cpu_p95": 3.0, "noise": 1.3} for i in range(8)}
+    levels["busy"] = {"cpu_p95": 12.0, "noise": 3.0}
+    peaks = {server: (3.0, 30.0) for server in levels} | {"busy": (12.0, 30.0)}
+    sized = _sized_with_risk(levels, peaks, {server: {} for server in levels})
+    idle = sized.drop(index="busy")
+    assert (idle["history_cpu_p95"] > 5.0).any()  # the noisy P95s the old cut missed
+    assert (idle["finding"] == "idle").all()
+    assert sized.loc["busy", "finding"] != "idle"
+
+
+def test_an_idle_cpu_with_memory_at_risk_is_not_a_decommission_candidate() -> None:
+    sized = _sized_with_risk(
+        {"m": {"cpu_p95": 2.0, "mem_p95": 90.0}}, {"m": (2.0, 90.0)}, {"m": {}}
+    )
+    assert sized.loc["m", "finding"] == "under-provisioned"
+    assert sized.loc["m", "action"] == "upsize"

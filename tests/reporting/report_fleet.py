@@ -238,6 +238,24 @@ def _clusters(servers: pd.DataFrame) -> pd.DataFrame:
     frame["saving_kind"] = np.where(frame["counted_savings_usd"] > 0, "right-sizing", "")
     frame.loc[0, "saving_kind"] = "consolidation"
     frame.loc[1, "saving_kind"] = "none (hosts freed servers)"
+    # Sizes and projections as stage 07 writes them; srv-004's memory, at medium risk, upsized.
+    frame["disk_gb"] = 500.0
+    frame["recommended_disk_gb"] = 500.0
+    frame["projected_cpu_peak"] = 20.0 * frame["cpu_cores"] / frame["recommended_cores"]
+    frame["projected_mem_peak"] = 40.0
+    frame["projected_disk_peak"] = 30.0
+    frame["monthly_cost_change_usd"] = -frame["monthly_savings_usd"]
+    frame["move_crosses"] = ""
+    frame.loc[3, ["finding", "action", "recommended_memory_gb"]] = [
+        "under-provisioned",
+        "upsize",
+        96,
+    ]
+    frame.loc[3, ["projected_mem_peak", "monthly_cost_change_usd", "excluded_reason"]] = [
+        60.0,
+        250.0,
+        "finding under-provisioned",
+    ]
     return frame
 
 

@@ -79,3 +79,12 @@ def test_accuracy_table_and_chart_table_share_one_source(fleet: Fleet) -> None:
     assert len(merged) == len(chart)
     assert (merged["mase"] == merged["mase_frame"]).all()
     assert list(tables.accuracy_table(fleet.metrics).columns[:2]) == ["Model", "Series"]
+
+
+def test_every_high_or_medium_series_gets_its_sized_action(fleet: Fleet) -> None:
+    table = tables.at_risk_table(fleet.risk, include_low=True, clusters=fleet.clusters)
+    at_risk = table["Risk level"].isin(["high", "medium"])
+    assert (table.loc[at_risk, "Action"] != "").all()
+    assert (table.loc[~at_risk, "Action"] == "").all()
+    row = table[(table["Server"] == "srv-004") & (table["Metric"] == "Memory")].iloc[0]
+    assert row["Action"] == "64 -> 96 GB memory: forecast peak 60 %, +$250/month"

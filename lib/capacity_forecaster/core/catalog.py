@@ -309,7 +309,7 @@ FORECAST_SUMMARY = Product(
 RISK = Product(
     "risk/risk.parquet",
     RISK_STAGE,
-    (REPORT, VISUALIZE),
+    (CLUSTER, REPORT, VISUALIZE),
     "per series: threshold, current P95, forecast peak, breach dates and probability, level",
     "table",
     TableSchema(

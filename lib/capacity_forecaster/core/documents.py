@@ -195,6 +195,10 @@ class Recommendations(_Summary):
     savings_note: str
     consolidation: dict[str, Any]
     top_right_sizing_actions: list[dict[str, Any]]
+    upsize_cost_usd: float = Field(
+        description="monthly cost of upsizing the servers with a CPU or memory series at risk"
+    )
+    top_upsize_actions: list[dict[str, Any]]
 
 
 # reports/summary.json (08_report): the headline figures other tools read

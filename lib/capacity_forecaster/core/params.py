@@ -409,7 +409,8 @@ class RightSizingParams(ParamsSection):
         5.0,
         ge=0,
         le=50,
-        description="CPU P95 (percent) below this over lookback_days: the server is idle",
+        description="CPU P95 (percent) over lookback_days, less one standard deviation of its "
+        "daily values, below this (and the mean below it too): the server is idle",
     )
     lookback_days: int = Field(
         90,
@@ -417,24 +418,25 @@ class RightSizingParams(ParamsSection):
         le=730,
         description="Days of recent history that profile each server (clusters, idle test)",
     )
-    under_utilisation: float = Field(
-        0.9,
-        gt=0,
-        le=1,
-        description="Forecast peak above this share (0-1) of capacity: under-provisioned",
-    )
     over_utilisation: float = Field(
         0.4,
         gt=0,
         le=1,
-        description="Forecast peak below this share (0-1) of capacity: over-provisioned",
+        description="Forecast peak below this share (0-1) of capacity: over-provisioned "
+        "(under-provisioned is a CPU or memory series at high or medium risk)",
     )
 
-    @model_validator(mode="after")
-    def _bands_ordered(self) -> RightSizingParams:
-        if self.over_utilisation >= self.under_utilisation:
-            raise ValueError("over_utilisation must be below under_utilisation")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _no_under_utilisation(cls, data: Any) -> Any:
+        # One notion of too small: the risk thresholds. A server at 89 % CPU against an 80 %
+        # threshold was high risk yet "optimal" under the old 90 % cut.
+        if isinstance(data, dict) and "under_utilisation" in data:
+            raise ValueError(
+                "under_utilisation was removed: a server is under-provisioned when a CPU or "
+                "memory series is at high or medium risk (risk.thresholds); delete the key"
+            )
+        return data
 
 
 class ClusterParams(ParamsSection):
@@ -458,6 +460,22 @@ class ClusterParams(ParamsSection):
     consolidate_critical: bool = Field(
         False, description="Allow consolidating the critical tier, which is otherwise never touched"
     )
+    cross_region_moves: Literal["never", "flag"] = Field(
+        "never",
+        description="Consolidation moving a server to a host in another region: never proposed "
+        "(latency, data residency), or proposed and flagged",
+    )
+    cross_business_unit_moves: Literal["never", "flag"] = Field(
+        "flag",
+        description="Consolidation moving a server to a host of another business unit: never "
+        "proposed, or proposed and flagged (chargeback and ownership change)",
+    )
+
+    @property
+    def closed_boundaries(self) -> tuple[str, ...]:
+        """The inventory columns consolidation never moves a server across."""
+        moves = {"region": self.cross_region_moves, "business_unit": self.cross_business_unit_moves}
+        return tuple(column for column, rule in moves.items() if rule == "never")
 
 
 class ReportParams(ParamsSection):

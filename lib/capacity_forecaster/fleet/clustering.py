@@ -187,7 +187,9 @@ def _label_centroids(centroids: pd.DataFrame, fleet: pd.DataFrame) -> list[str]:
     ``GROWING_MIN_POINTS`` per 30 days), "idle" (CPU P95 in the fleet's bottom quartile and
     below ``IDLE_MAX_CPU`` percent), "busy" (CPU or memory P95 in the fleet's top quartile),
     "low utilisation" (CPU P95 in the bottom quartile and memory P95 below the fleet median),
-    else "steady". Repeated labels get a suffix in centroid order: "steady", "steady (2)".
+    else "steady". A label two clusters share says what tells them apart, the centroid's
+    P95 levels ("steady: CPU 35 %, memory 60 %", disk and growth when those differ too), never
+    a number in centroid order ("steady (2)" says nothing to a planner).
     """
     growth = fleet[["cpu_growth", "mem_growth"]].max(axis=1)
     quantiles = {
@@ -198,11 +200,40 @@ def _label_centroids(centroids: pd.DataFrame, fleet: pd.DataFrame) -> list[str]:
         "mem75": float(fleet["mem_p95"].quantile(0.75)),
     }
     labels = [_centroid_label(c, quantiles) for _, c in centroids.iterrows()]
+    repeated = {label for label in labels if labels.count(label) > 1}
+    named = labels
+    # Coarse levels first; finer ones only where the coarse ones still read the same.
+    for features, step in ((2, 5.0), (3, 5.0), (3, 1.0), (3, 0.1)):
+        named = [
+            f"{label}: {_levels(c, features, step)}" if label in repeated else label
+            for label, (_, c) in zip(labels, centroids.iterrows(), strict=True)
+        ]
+        if len(set(named)) == len(named):
+            break
+    return _numbered_if_still_equal(named)
+
+
+_LEVEL_FEATURES = (("cpu_p95", "CPU"), ("mem_p95", "memory"), ("disk_p95", "disk"))
+
+
+def _levels(centroid: pd.Series, features: int, step: float) -> str:
+    """``CPU 35 %, memory 60 %``: the centroid's first ``features`` P95 levels, rounded to
+    ``step`` points."""
+    shown = []
+    for feature, words in _LEVEL_FEATURES[:features]:
+        value = float(centroid[feature])
+        level = f"{round(step * round(value / step), 1):g} %" if np.isfinite(value) else "n/a"
+        shown.append(f"{words} {level}")
+    return ", ".join(shown)
+
+
+def _numbered_if_still_equal(names: list[str]) -> list[str]:
+    """The last resort for centroids equal at every rounding: a suffix in centroid order."""
     seen: dict[str, int] = {}
     unique = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
     return unique
 
 

@@ -1,10 +1,11 @@
-"""Step 4 of stage 07: consolidation of over-provisioned and idle servers onto fewer hosts.
+"""Step 4 of stage 07: consolidation of over-provisioned servers onto fewer hosts.
 
 2-D first-fit-decreasing packing (cores and memory) within each environment x criticality group,
 onto the group's own servers, up to a target utilisation. The servers left without load are
 freed. Savings are alternatives per server, never added twice: a freed server saves its whole
 ``monthly_cost_usd`` (consolidation); a server neither freed nor hosting keeps its right-sizing
-saving; a host of freed servers saves nothing, its capacity now carries their load.
+saving; a host of freed servers saves nothing, its capacity now carries their load. Idle
+servers are decommission candidates, not packed: one was once kept as the host of others.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["consolidate"]
 
 CRITICAL_TIER = CRITICALITIES[0]  # the most critical tier: left alone unless allowed
-CANDIDATE_FINDINGS = ["over-provisioned", "idle"]
+CANDIDATE_FINDINGS = ["over-provisioned"]  # idle: decommissioned, never a host
 GROUP_KEY = ["environment", "criticality"]  # a host never carries another group's servers
+# Boundaries params may close (``never``) or leave open and flag (``flag``).
+BOUNDARIES = {"region": "region", "business_unit": "business unit"}
 PLACEMENT_COLUMNS = [
     "server_id",
     "host_server_id",
@@ -37,18 +40,26 @@ PLACEMENT_COLUMNS = [
     "excluded_reason",
     "demand_cores",
     "demand_memory_gb",
+    "move_crosses",
     "counted_savings_usd",
     "saving_kind",
 ]
 
 
 def consolidate(
-    sizing: pd.DataFrame, target_utilisation: float, consolidate_critical: bool
+    sizing: pd.DataFrame,
+    target_utilisation: float,
+    consolidate_critical: bool,
+    closed_boundaries: tuple[str, ...] = ("region",),
 ) -> tuple[pd.DataFrame, dict]:
-    """Pack over-provisioned and idle servers onto fewer hosts; the rest are freed.
+    """Pack over-provisioned servers onto fewer hosts; the rest are freed (idle ones are
+    decommission candidates and left out).
 
     Demand = forecast peak share x capacity (cores and GB). Groups are environment x
-    criticality, so no host mixes environments or tiers; the 'critical' tier is left out
+    criticality, and each of ``closed_boundaries`` (of ``BOUNDARIES``: region, business_unit)
+    too, so no host mixes environments, tiers or a closed boundary; a move across an open
+    boundary is named in ``move_crosses`` ("region eu-west-1 -> us-east-1"). The 'critical'
+    tier is left out
     unless ``consolidate_critical``. A server whose own demand exceeds ``target_utilisation``
     of its own capacity cannot host itself and is left out too. Returns a placement row for
     every server (server_id, host_server_id, freed, group, considered, excluded_reason,
@@ -60,10 +71,15 @@ def consolidate(
     """
     if not 0 < target_utilisation <= 1:
         raise ValueError(f"target_utilisation must be in (0, 1], got {target_utilisation}")
-    frame = _candidates(sizing, target_utilisation, consolidate_critical)
+    unknown = sorted(set(closed_boundaries) - set(BOUNDARIES))
+    if unknown:
+        raise ValueError(f"unknown consolidation boundaries {unknown} (known: {list(BOUNDARIES)})")
+    group_key = [*GROUP_KEY, *closed_boundaries]
+    frame = _candidates(sizing, target_utilisation, consolidate_critical, group_key)
     host_loads = _place(frame, target_utilisation)
+    frame["move_crosses"] = _crossings(frame, [b for b in BOUNDARIES if b not in group_key])
     _count_savings(frame)
-    summary = _summary(frame, host_loads, target_utilisation, consolidate_critical)
+    summary = _summary(frame, host_loads, target_utilisation, consolidate_critical, group_key)
     _check_placement(frame, target_utilisation)
     placement = frame[PLACEMENT_COLUMNS].sort_values("server_id", ignore_index=True)
     total = summary["total"]
@@ -80,7 +96,10 @@ def consolidate(
 
 
 def _candidates(
-    sizing: pd.DataFrame, target_utilisation: float, consolidate_critical: bool
+    sizing: pd.DataFrame,
+    target_utilisation: float,
+    consolidate_critical: bool,
+    group_key: list[str],
 ) -> pd.DataFrame:
     """The sizing frame with demand, group and why a server is left out ("" if considered)."""
     frame = with_server_column(sizing).copy()
@@ -88,15 +107,17 @@ def _candidates(
     unmeasured = frame["peak_cpu_share"].isna() | frame["peak_mem_share"].isna()
     frame["demand_cores"] = frame["peak_cpu_share"] * frame["cpu_cores"].astype(float)
     frame["demand_memory_gb"] = frame["peak_mem_share"] * frame["memory_gb"].astype(float)
-    frame["group"] = frame["environment"].astype(str) + "/" + frame["criticality"].astype(str)
+    frame["group"] = frame[group_key].astype(str).agg("/".join, axis=1)
     candidate = frame["finding"].isin(CANDIDATE_FINDINGS)
     critical = frame["criticality"].astype(str) == CRITICAL_TIER
     too_big = (frame["demand_cores"] > target_utilisation * frame["cpu_cores"] + TOLERANCE) | (
         frame["demand_memory_gb"] > target_utilisation * frame["memory_gb"] + TOLERANCE
     )
+    idle = frame["finding"] == "idle"
     frame["excluded_reason"] = np.select(
-        [~candidate, critical & ~consolidate_critical, unmeasured, too_big],
+        [idle, ~candidate, critical & ~consolidate_critical, unmeasured, too_big],
         [
+            "idle: a decommission candidate",
             "finding " + frame["finding"].astype(str),
             "critical tier",
             "CPU or memory not measured",
@@ -120,6 +141,21 @@ def _place(frame: pd.DataFrame, target: float) -> dict[str, list[dict]]:
     frame["freed"] = frame["considered"] & (frame["host_server_id"] != frame["server_id"])
     frame["hosts_others"] = frame["server_id"].isin(_hosting(frame))
     return host_loads
+
+
+def _crossings(frame: pd.DataFrame, open_boundaries: list[str]) -> pd.Series:
+    """Per server, the open boundaries its move crosses, in words ("" when it stays)."""
+    hosts = frame.set_index("server_id")
+    crossed: list[list[str]] = [[] for _ in range(len(frame))]
+    moved = np.flatnonzero(frame["freed"].to_numpy())
+    hosts_of_moved = frame["host_server_id"].to_numpy()[moved]
+    for column in open_boundaries:
+        there = hosts.loc[hosts_of_moved, column].astype(str).to_numpy()
+        here = frame[column].astype(str).to_numpy()[moved]
+        for position, old, new in zip(moved, here, there, strict=True):
+            if old != new:
+                crossed[position].append(f"{BOUNDARIES[column]} {old} -> {new}")
+    return pd.Series(["; ".join(parts) for parts in crossed], index=frame.index, dtype=object)
 
 
 def _hosting(frame: pd.DataFrame) -> set:
@@ -263,6 +299,7 @@ def _summary(
     host_loads: dict[str, list[dict]],
     target_utilisation: float,
     consolidate_critical: bool,
+    group_key: list[str],
 ) -> dict[str, Any]:
     """The JSON-ready consolidation summary: per group, in total, savings, freed and hosts."""
     cost = frame["monthly_cost_usd"].astype(float).fillna(0.0)
@@ -271,7 +308,8 @@ def _summary(
     return {
         "target_utilisation": float(target_utilisation),
         "consolidate_critical": bool(consolidate_critical),
-        "group_key": list(GROUP_KEY),
+        "group_key": list(group_key),
+        "moves_crossing": int((frame["move_crosses"] != "").sum()),
         "groups": {
             name: {"host_loads": loads, **_group_totals(frame, cost, name)}
             for name, loads in host_loads.items()
@@ -339,7 +377,9 @@ def _host_problems(considered: pd.DataFrame, hosts: pd.DataFrame, target: float)
     problems = []
     host_group = hosts.loc[considered["host_server_id"], "group"].to_numpy()
     if (host_group != considered["group"].to_numpy()).any():
-        problems.append("a host carries servers of another environment or criticality")
+        problems.append(
+            "a host carries servers of another group (environment, criticality or a closed boundary)"
+        )
     freed_hosts = set(considered.loc[considered["freed"], "server_id"]) & set(
         considered.loc[considered["freed"], "host_server_id"]
     )

@@ -61,6 +61,8 @@ def summarise(
         "savings_note": SAVINGS_NOTE,
         "consolidation": _consolidation_section(consolidation_summary),
         "top_right_sizing_actions": _top_actions(counted, top_n),
+        "upsize_cost_usd": round(float(_upsizes(frame)["monthly_cost_change_usd"].sum()), 2),
+        "top_upsize_actions": _upsize_actions(frame, top_n),
     }
     logger.info(
         "07_cluster: savings %.0f USD/month (consolidation %.0f + right-sizing %.0f)",
@@ -118,6 +120,34 @@ def _consolidation_section(consolidation_summary: dict) -> dict[str, Any]:
         },
         "excluded": consolidation_summary.get("excluded", {}),
     }
+
+
+def _upsizes(frame: pd.DataFrame) -> pd.DataFrame:
+    """The servers to upsize (a CPU or memory series at high or medium risk)."""
+    return frame[frame["action"] == "upsize"]
+
+
+def _upsize_actions(frame: pd.DataFrame, top_n: int) -> list[dict[str, Any]]:
+    """The ``top_n`` upsizes, the fullest projected resource first: from and to, the projected
+    peaks at the new size and the monthly cost change."""
+    upsizes = _upsizes(frame)
+    fullest = upsizes[["history_cpu_p95", "history_mem_p95"]].max(axis=1)
+    ordered = upsizes.assign(_fullest=fullest).sort_values(
+        ["_fullest", "server_id"], ascending=[False, True]
+    )
+    return [
+        {
+            "server_id": str(row["server_id"]),
+            "from_cores": float(row["cpu_cores"]),
+            "to_cores": float(row["recommended_cores"]),
+            "from_memory_gb": float(row["memory_gb"]),
+            "to_memory_gb": float(row["recommended_memory_gb"]),
+            "projected_cpu_peak": _finite(round(row["projected_cpu_peak"], 1)),
+            "projected_mem_peak": _finite(round(row["projected_mem_peak"], 1)),
+            "monthly_cost_change_usd": round(float(row["monthly_cost_change_usd"]), 2),
+        }
+        for row in ordered.head(top_n).to_dict("records")
+    ]
 
 
 def _top_actions(counted: pd.DataFrame, top_n: int) -> list[dict[str, Any]]:

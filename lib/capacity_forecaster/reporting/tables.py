@@ -28,7 +28,14 @@ from capacity_forecaster.reporting.inputs import (
     require_columns,
     require_keys,
 )
-from capacity_forecaster.reporting.text import ALL_METRICS, metric_label, model_label
+from capacity_forecaster.reporting.text import (
+    ALL_METRICS,
+    format_number,
+    format_value,
+    is_missing,
+    metric_label,
+    model_label,
+)
 
 __all__ = [
     "CHAMPION_CALIBRATION",
@@ -132,12 +139,18 @@ def _renamed(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
 
 
 def at_risk_table(
-    risk: pd.DataFrame, top_n: int | None = None, *, include_low: bool = False
+    risk: pd.DataFrame,
+    top_n: int | None = None,
+    *,
+    include_low: bool = False,
+    clusters: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Series in stage 06's urgency order (``urgency_rank``: level, days to breach,
     probability, criticality), with readable column names and a 1-based Rank.
 
     Only high and medium series unless ``include_low``; at most ``top_n`` rows (None: all).
+    With ``clusters`` (clusters/clusters.parquet), each high or medium series gets its sized
+    action (``series_actions``) in an ``Action`` column.
     """
     if top_n is not None and top_n < 0:
         raise ValueError(f"top_n must be >= 0 or None, got {top_n}")
@@ -149,11 +162,60 @@ def at_risk_table(
     if top_n is not None:
         ordered = ordered.head(top_n)
     table = _renamed(ordered, RISK_COLUMNS)
+    if clusters is not None:
+        actions = series_actions(ordered, clusters)
+        after = list(table.columns).index("Risk level") + 1
+        table.insert(after, "Action", actions.to_numpy())
     table["Metric"] = table["Metric"].map(metric_label)
     if "Model" in table:
         table["Model"] = table["Model"].map(model_label)
     table.insert(0, "Rank", np.arange(1, len(table) + 1))
     return table
+
+
+# What each at-risk metric resizes: (capacity column, recommended column, projected peak
+# column, unit, whether the cost model prices it).
+_SIZED_RESOURCES = {
+    "cpu_p95": ("cpu_cores", "recommended_cores", "projected_cpu_peak", "cores", True),
+    "mem_p95": ("memory_gb", "recommended_memory_gb", "projected_mem_peak", "GB memory", True),
+    "disk_p95": ("disk_gb", "recommended_disk_gb", "projected_disk_peak", "GB disk", False),
+}
+
+
+def series_actions(risk: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
+    """Per risk row, the sized action stage 07 found for a high or medium series, in words:
+    ``4 -> 8 cores: forecast peak 45 %, +$120/month`` ("" for a low series). The cost change
+    is the server's, every resource it resizes included; disks are not in the cost model."""
+    require_columns(
+        clusters,
+        ["server_id", "monthly_cost_change_usd"]
+        + [c for spec in _SIZED_RESOURCES.values() for c in spec[:3]],
+        catalog.CLUSTERS.key,
+    )
+    rows = risk[["server_id", "metric", "risk_level"]].merge(
+        clusters.drop(columns=["metric", "risk_level"], errors="ignore"),
+        on="server_id",
+        how="left",
+    )
+    texts = []
+    for row in rows.to_dict("records"):
+        spec = _SIZED_RESOURCES.get(str(row["metric"]))
+        if row["risk_level"] not in AT_RISK_LEVELS or spec is None:
+            texts.append("")
+            continue
+        capacity, recommended, projected, unit, priced = spec
+        if is_missing(row.get(recommended)) or is_missing(row.get(capacity)):
+            texts.append("no size known: check the inventory")
+            continue
+        text = (
+            f"{format_number(row[capacity], 'g')} -> {format_number(row[recommended], 'g')} "
+            f"{unit}: forecast peak {format_number(row[projected], '.0f')} %"
+        )
+        if priced:
+            change = row["monthly_cost_change_usd"]
+            text += f", {'+' if change >= 0 else '-'}{format_value(abs(change), 'money')}/month"
+        texts.append(text)
+    return pd.Series(texts, index=risk.index, dtype=object)
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -325,11 +387,15 @@ def recommendation_table(clusters: pd.DataFrame) -> pd.DataFrame:
         "recommended_cores": "Recommended cores",
         "memory_gb": "Memory GB",
         "recommended_memory_gb": "Recommended memory GB",
+        "projected_cpu_peak": "Projected CPU peak %",
+        "projected_mem_peak": "Projected memory peak %",
         "monthly_cost_usd": "Monthly cost (USD)",
+        "monthly_cost_change_usd": "Monthly cost change (USD)",
         "_saving": "Monthly saving (USD)",
         "_kind": "Saving type",
         "_freed": "Freed by consolidation",
         "_move_onto": "Move onto",
+        "move_crosses": "Move crosses",
         "business_unit": "Business unit",
         "environment": "Environment",
         "criticality": "Criticality",
