@@ -149,3 +149,14 @@ def test_the_forecast_horizon_and_data_window_line() -> None:
     # a summary.json from before the forecast section: the data window alone
     older = render_index("run-1", "succeeded", _records(), KEYS, _headline())
     assert '<p class="sub">Data 2024-07-01 \u2013 2026-06-30</p>' in older
+
+
+def test_data_warnings_reach_the_front_page() -> None:
+    headline = _headline()
+    lines = [f"srv-{i:03d}: 12 days missing in a row" for i in range(13)]
+    headline["data_quality"] = {"warnings": [HOSTILE, *lines]}
+    page = render_index("run-1", "succeeded", _records(), KEYS, headline)
+    assert "Data warnings (14)" in page
+    assert "srv-008: 12 days missing in a row" in page and "srv-009" not in page
+    assert "and 4 more in validated/quality.json" in page
+    assert "<script>alert(1)" not in page

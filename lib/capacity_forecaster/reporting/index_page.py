@@ -28,6 +28,8 @@ from capacity_forecaster.reporting.text import (
     trust_legend,
 )
 
+DATA_WARNINGS_SHOWN = 10  # the rest are in validated/quality.json
+
 # (key, label) of the reports a reader wants first, in the order they are shown.
 _REPORTS = (
     (catalog.PDF_REPORT.key, "Summary (PDF)"),
@@ -108,6 +110,15 @@ def _headline_section(headline: Mapping[str, Any]) -> list[str]:
             )
         parts.append("</table>")
         parts.append(f'<p class="sub">{_e(trust_legend())}</p>')
+    warned = (headline.get("data_quality") or {}).get("warnings") or []
+    if warned:
+        parts.append(f'<h3>Data warnings ({len(warned)})</h3><ul class="warnings">')
+        parts += [f"<li>{_e(line)}</li>" for line in warned[:DATA_WARNINGS_SHOWN]]
+        if len(warned) > DATA_WARNINGS_SHOWN:
+            parts.append(
+                f"<li>and {len(warned) - DATA_WARNINGS_SHOWN} more in validated/quality.json</li>"
+            )
+        parts.append("</ul>")
     reclaim = (headline.get("data_quality") or {}).get("reclamation") or []
     if reclaim:
         parts.append("<h3>Not forecast: set aside in loading</h3><ul>")
