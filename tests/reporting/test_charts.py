@@ -270,11 +270,10 @@ def test_risk_heatmap_counts_servers_by_worst_level(fleet: dict[str, Any]) -> No
     assert list(heatmap.x) == ["eu-west", "us-east"]
     assert fig.layout.xaxis.type == fig.layout.yaxis.type == "category"
     # Payments: c low | a high, b medium; Trading: d high, e medium, f low | nobody
-    np.testing.assert_array_equal(np.array(heatmap.z, dtype=float), [[0, 2], [2, np.nan]])
+    np.testing.assert_allclose(np.array(heatmap.z, dtype=float), [[0, 1], [2 / 3, np.nan]])
+    assert [list(row) for row in heatmap.text] == [["0/1", "2/2"], ["2/3", ""]]
     assert heatmap.customdata[1][0].endswith("high 1, medium 1, low 1")
     assert heatmap.customdata[0][1].endswith("high 1, medium 1, low 0")
-    share = pi.risk_heatmap_figure(fleet["risk"], value="share_at_risk").data[0]
-    np.testing.assert_allclose(np.array(share.z, dtype=float), [[0, 1], [2 / 3, np.nan]])
 
 
 def test_clusters_figure_has_one_trace_per_label(fleet: dict[str, Any]) -> None:

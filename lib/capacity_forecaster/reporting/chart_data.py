@@ -2,10 +2,12 @@
 
 The same five figures exist twice: interactive (plotly, ``charts_interactive``) for the HTML
 pages, and static (matplotlib, ``charts``) for PNGs and the PDF report. Both draw from the
-tables built here, so they always show the same numbers:
+tables built here, so they always show the same numbers (and, through ``model_style`` and
+``risk_heatmap``, the same colours and words):
 
 - ``urgent_series``: the most urgent at-risk server x metric series, ranked;
-- ``risk_matrix``: servers by worst risk level per business unit x region;
+- ``risk_matrix``: servers by worst risk level per business unit x region, and
+  ``risk_heatmap``, the one specification both risk heatmaps draw (cells, colours, text);
 - ``accuracy_chart_table``: backtest accuracy by model x metric, from the report's
   ``tables.accuracy_frame``;
 - ``savings_breakdown``: the monthly saving each server counts once (``clusters.parquet``).
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +32,7 @@ from capacity_forecaster.core.vocabulary import (
     RISK_LEVELS,
     SERIES_KEY,
 )
+from capacity_forecaster.reporting.style import RISK_SHARE_COLOURS, model_colour
 from capacity_forecaster.reporting.tables import accuracy_frame, model_rank
 from capacity_forecaster.reporting.text import ALL_METRICS, format_number
 
@@ -39,13 +43,16 @@ __all__ = [
     "FIGURE_STEMS",
     "SAVINGS_COLUMNS",
     "SAVING_KINDS",
-    "HeatmapValue",
+    "ModelStyle",
+    "RiskHeatmap",
     "accuracy_chart_table",
     "chart_model_name",
     "cluster_groups",
     "interval_level",
     "metric_order",
     "model_order",
+    "model_style",
+    "risk_heatmap",
     "risk_matrix",
     "savings_breakdown",
     "savings_title",
@@ -59,7 +66,6 @@ SERIES = list(SERIES_KEY)
 UNKNOWN = "unknown"
 SAVING_KINDS = ("consolidation", "right-sizing")
 FIGURE_STEMS = CHART_NAMES  # the catalog names each chart page and image by these
-HeatmapValue = Literal["servers_at_risk", "share_at_risk"]
 ACCURACY_COLUMNS = [
     "model",
     "metric",
@@ -170,6 +176,54 @@ def risk_matrix(risk: pd.DataFrame) -> pd.DataFrame:
     return counts.reset_index()[columns].sort_values(["business_unit", "region"], ignore_index=True)
 
 
+@dataclass(frozen=True)
+class RiskHeatmap:
+    """What both risk heatmaps draw, business unit (rows) x region (columns): each cell
+    coloured by the share of its servers at risk and labelled "at risk/servers".
+
+    ``share`` is NaN, ``labels`` and ``level_counts`` empty, where no server is. The colour
+    scale runs evenly from ``colour_stops[0]`` at share 0 to ``colour_stops[-1]`` at share 1.
+    """
+
+    title: str
+    caption: str  # how to read a cell, under the title
+    units: list[str]
+    regions: list[str]
+    share: np.ndarray
+    labels: np.ndarray  # "1/17": servers at risk / servers
+    level_counts: np.ndarray  # "high 1, medium 0, low 16"
+    colour_stops: tuple[str, ...] = RISK_SHARE_COLOURS
+    colourbar_title: str = "share at risk"
+
+
+def risk_heatmap(risk: pd.DataFrame) -> RiskHeatmap:
+    """The risk heatmap of ``risk_matrix(risk)``, drawn by ``charts`` and
+    ``charts_interactive`` alike.
+
+    Coloured by share, not count: one server at risk of 17 must not look as urgent as one of
+    one. The count stays on the cell, so a large group's few servers at risk are still seen.
+    """
+    title = "Share of servers at risk (high or medium) by business unit and region"
+    matrix = risk_matrix(risk)
+    units = sorted(matrix["business_unit"].unique())
+    regions = sorted(matrix["region"].unique())
+    row_of = {unit: i for i, unit in enumerate(units)}
+    column_of = {region: j for j, region in enumerate(regions)}
+    shape = (len(units), len(regions))
+    share = np.full(shape, np.nan)
+    labels = np.full(shape, "", dtype=object)
+    level_counts = np.full(shape, "", dtype=object)
+    for cell in matrix.to_dict("records"):
+        i, j = row_of[cell["business_unit"]], column_of[cell["region"]]
+        share[i, j] = cell["share_at_risk"]
+        labels[i, j] = f"{int(cell['servers_at_risk'])}/{int(cell['servers'])}"
+        level_counts[i, j] = ", ".join(f"{level} {int(cell[level])}" for level in RISK_LEVELS)
+    if len(matrix) and not int(matrix["servers_at_risk"].sum()):
+        title += ": none at risk"
+    caption = "colour: share of the servers at risk; cell: servers at risk/servers"
+    return RiskHeatmap(title, caption, units, regions, share, labels, level_counts)
+
+
 # --------------------------------------------------------------------------- accuracy
 
 
@@ -207,6 +261,21 @@ def metric_order(table: pd.DataFrame) -> list[str]:
 def chart_model_name(model: str) -> str:
     """A model's name in the charts' legends: ``seasonal_naive (baseline)``, else the name."""
     return f"{model} (baseline)" if model == BASELINE_MODEL else model
+
+
+@dataclass(frozen=True)
+class ModelStyle:
+    """How a model looks in every chart: its legend label, its colour, hatched or not."""
+
+    label: str
+    colour: str
+    hatched: bool  # the seasonal-naive baseline: the reference every model is judged against
+
+
+def model_style(model: str) -> ModelStyle:
+    """``model``'s legend label (``chart_model_name``), colour (``style.model_colour``, the
+    same in every chart and run) and hatching (the baseline only)."""
+    return ModelStyle(chart_model_name(model), model_colour(model), model == BASELINE_MODEL)
 
 
 def interval_level(metrics: Mapping[str, Any]) -> float | None:

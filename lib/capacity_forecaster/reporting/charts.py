@@ -1,9 +1,9 @@
 """Stage 09 figures, static: matplotlib versions of the five charts, for PNGs and the PDF.
 
 The same five figures exist twice: interactive (plotly, ``charts_interactive``) for the HTML
-pages, and static (matplotlib, here). Both draw from the tables of ``chart_data``, so they
-always show the same numbers, and take their colours from ``style``, so a model or a kind of
-saving has the same colour in both.
+pages, and static (matplotlib, here). Both draw from the tables and specifications of
+``chart_data``, so they always show the same numbers, and take their colours from ``style``,
+so a model or a kind of saving has the same colour in both.
 
 Static figures are built on ``matplotlib.figure.Figure`` directly, not through pyplot, so they
 never join pyplot's global figure list and need no GUI backend; ``figure_png`` renders one.
@@ -23,20 +23,19 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import PercentFormatter
 
-from capacity_forecaster.core.vocabulary import BASELINE_MODEL
 from capacity_forecaster.reporting.chart_data import (
     SAVING_KINDS,
-    HeatmapValue,
     accuracy_chart_table,
-    chart_model_name,
     cluster_groups,
     interval_level,
     metric_order,
     model_order,
-    risk_matrix,
+    model_style,
+    risk_heatmap,
     savings_breakdown,
     savings_title,
     savings_totals,
@@ -44,12 +43,10 @@ from capacity_forecaster.reporting.chart_data import (
     urgent_series,
 )
 from capacity_forecaster.reporting.style import (
-    FORECAST_COLOUR,
     HISTORY_COLOUR,
     INTERVAL_OPACITY,
     KIND_COLOURS,
     THRESHOLD_COLOUR,
-    model_colour,
 )
 from capacity_forecaster.reporting.text import format_number, matplotlib_safe
 
@@ -80,18 +77,19 @@ def _draw_forecast_panel(
     ax: Axes, row: Mapping[Any, Any], past: pd.DataFrame, ahead: pd.DataFrame
 ) -> None:
     ax.plot(past["date"], past["value"], color=HISTORY_COLOUR, label="history")
-    model = ahead["model"].iloc[0] if len(ahead) else "none"
+    model = str(ahead["model"].iloc[0]) if len(ahead) else "none"
+    colour = model_style(model).colour  # the model's colour in the accuracy chart too
     ax.plot(
         ahead["date"],
         ahead["yhat"],
-        color=FORECAST_COLOUR,
+        color=colour,
         label=matplotlib_safe(f"forecast ({model})"),
     )
     ax.fill_between(
         ahead["date"],
         ahead["yhat_lower"],
         ahead["yhat_upper"],
-        color=FORECAST_COLOUR,
+        color=colour,
         alpha=INTERVAL_OPACITY,
         label="interval",
     )
@@ -156,43 +154,32 @@ def static_urgent_servers(
     return fig
 
 
-def static_risk_heatmap(risk: pd.DataFrame, value: HeatmapValue = "servers_at_risk") -> Figure:
-    """Business unit x region heatmap of servers at risk (count or share); each cell is
-    annotated "at risk / servers"."""
-    title = "Servers at risk (high or medium) by business unit and region"
-    matrix = risk_matrix(risk)
-    if matrix.empty:
-        return _empty_figure(title, "no risk assessment to show")
-    grid = matrix.pivot(index="business_unit", columns="region", values=value)
-    at_risk = matrix.pivot(index="business_unit", columns="region", values="servers_at_risk")
-    servers = matrix.pivot(index="business_unit", columns="region", values="servers")
-    labels = (
-        at_risk.fillna(0).astype(int).astype(str) + "/" + servers.fillna(0).astype(int).astype(str)
-    ).where(servers.notna(), "")
-    fig = Figure(figsize=(max(6.0, 1.3 * grid.shape[1] + 3), max(3.0, 0.5 * grid.shape[0] + 1.5)))
+def static_risk_heatmap(risk: pd.DataFrame) -> Figure:
+    """Business unit x region heatmap coloured by the share of servers at risk, each cell
+    annotated "at risk/servers" (``chart_data.risk_heatmap``, as the interactive one)."""
+    spec = risk_heatmap(risk)
+    if not spec.units:
+        return _empty_figure(spec.title, "no risk assessment to show")
+    rows, columns = spec.share.shape
+    fig = Figure(figsize=(max(6.0, 1.3 * columns + 3), max(3.0, 0.5 * rows + 1.8)))
     ax = fig.add_subplot()
-    share = value == "share_at_risk"
     sns.heatmap(
-        grid.astype(float),
+        pd.DataFrame(spec.share),
         ax=ax,
-        annot=labels.to_numpy(),
+        annot=spec.labels,
         fmt="",
-        cmap="Reds",
-        vmin=0,
-        vmax=1 if share else max(1.0, float(np.nanmax(grid.to_numpy(dtype=float)))),
+        cmap=LinearSegmentedColormap.from_list("risk_share", spec.colour_stops),
+        vmin=0.0,
+        vmax=1.0,
         linewidths=0.5,
-        cbar_kws={"label": "share of servers at risk" if share else "servers at risk"},
+        cbar_kws={"label": spec.colourbar_title, "format": PercentFormatter(xmax=1.0)},
     )
-    colorbar = ax.collections[0].colorbar
-    if not share and colorbar is not None:  # whole servers: no 0.5 ticks
-        colorbar.locator = MaxNLocator(integer=True)
-        colorbar.update_ticks()
-    ax.set_xticklabels([matplotlib_safe(c) for c in grid.columns], rotation=30, ha="right")
-    ax.set_yticklabels([matplotlib_safe(i) for i in grid.index], rotation=0)
+    ax.set_xticklabels([matplotlib_safe(c) for c in spec.regions], rotation=30, ha="right")
+    ax.set_yticklabels([matplotlib_safe(i) for i in spec.units], rotation=0)
     ax.set_xlabel("region")
     ax.set_ylabel("business unit")
-    total = int(matrix["servers_at_risk"].sum())
-    ax.set_title(title if total else f"{title}: none at risk")
+    ax.set_title(spec.caption, fontsize=9, color="0.35")
+    fig.suptitle(spec.title)
     fig.tight_layout()
     return fig
 
@@ -230,10 +217,11 @@ def static_model_accuracy(metrics: Mapping[str, Any]) -> Figure:
     for i, model in enumerate(models):
         rows = table[table["model"] == model].set_index("metric").reindex(metric_names)
         offset = positions - 0.4 + width * (i + 0.5)
+        look = model_style(model)
         bars = {
-            "label": matplotlib_safe(chart_model_name(model)),
-            "color": model_colour(model),
-            "hatch": "//" if model == BASELINE_MODEL else None,
+            "label": matplotlib_safe(look.label),
+            "color": look.colour,
+            "hatch": "//" if look.hatched else None,
         }
         mase_ax.bar(offset, rows["mase"], width, **bars)
         coverage_ax.bar(offset, rows["coverage"], width, **bars)

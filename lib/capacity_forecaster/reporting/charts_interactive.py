@@ -1,9 +1,9 @@
 """Stage 09 interactive figures (plotly) and the self-contained HTML pages that show them.
 
-The figures draw from the same tables as the static ones in ``charts`` (``chart_data``) and
-take the same colours (``style``). Every page references one shared ``plotly.min.js`` next
-to it (``plotly_js`` returns its text), so the pages open from a file:// URL with no network:
-no CDN, no MathJax.
+The figures draw from the same tables and specifications as the static ones in ``charts``
+(``chart_data``) and take the same colours (``style``). Every page references one shared
+``plotly.min.js`` next to it (``plotly_js`` returns its text), so the pages open from a
+file:// URL with no network: no CDN, no MathJax.
 
 Text safety: plotly.js renders a subset of HTML (``<b>``, ``<br>``, ``<a href>``...) in titles,
 hover labels, legends, tick labels and button labels, and server names or business units come
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import html
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -29,17 +28,16 @@ from plotly.subplots import make_subplots
 
 from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import StageCheckError
-from capacity_forecaster.core.vocabulary import BASELINE_MODEL, RISK_LEVELS
 from capacity_forecaster.reporting.chart_data import (
     FIGURE_STEMS,
-    HeatmapValue,
+    RiskHeatmap,
     accuracy_chart_table,
-    chart_model_name,
     cluster_groups,
     interval_level,
     metric_order,
     model_order,
-    risk_matrix,
+    model_style,
+    risk_heatmap,
     savings_breakdown,
     savings_title,
     savings_totals,
@@ -48,12 +46,10 @@ from capacity_forecaster.reporting.chart_data import (
     urgent_series,
 )
 from capacity_forecaster.reporting.style import (
-    FORECAST_COLOUR,
     HISTORY_COLOUR,
     INTERVAL_OPACITY,
     KIND_COLOURS,
     THRESHOLD_COLOUR,
-    model_colour,
 )
 from capacity_forecaster.reporting.text import format_number, plotly_safe
 
@@ -115,13 +111,15 @@ def _series_title(row: Mapping[Any, Any]) -> str:
     return " · ".join(parts)
 
 
-def _interval_fill() -> str:
-    """``FORECAST_COLOUR`` at ``INTERVAL_OPACITY``, as plotly takes a translucent fill."""
-    red, green, blue = (int(FORECAST_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
+def _interval_fill(colour: str) -> str:
+    """``#RRGGBB`` at ``INTERVAL_OPACITY``, as plotly takes a translucent fill."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({red}, {green}, {blue}, {INTERVAL_OPACITY})"
 
 
-def _interval_traces(ahead: pd.DataFrame, common: Mapping[str, Any]) -> list[go.Scatter]:
+def _interval_traces(
+    ahead: pd.DataFrame, colour: str, common: Mapping[str, Any]
+) -> list[go.Scatter]:
     """The interval as an invisible lower bound and an upper bound filled down to it."""
     return [
         go.Scatter(
@@ -140,7 +138,7 @@ def _interval_traces(ahead: pd.DataFrame, common: Mapping[str, Any]) -> list[go.
             mode="lines",
             line={"width": 0},
             fill="tonexty",
-            fillcolor=_interval_fill(),
+            fillcolor=_interval_fill(colour),
             name="interval",
             hoverinfo="skip",
             **common,
@@ -170,7 +168,8 @@ def _series_traces(
 ) -> list[go.Scatter]:
     """The TRACES_PER_SERIES traces of one series, tagged with ``meta`` = its index."""
     common = {"visible": visible, "meta": index}
-    model = plotly_safe(ahead["model"].iloc[0]) if len(ahead) else "none"
+    model = str(ahead["model"].iloc[0]) if len(ahead) else "none"
+    colour = model_style(model).colour  # the model's colour in the accuracy chart too
     history = go.Scatter(
         x=past["date"],
         y=past["value"],
@@ -185,8 +184,8 @@ def _series_traces(
         y=ahead["yhat"],
         customdata=np.column_stack([ahead["yhat_lower"], ahead["yhat_upper"]]),
         mode="lines",
-        name=f"forecast ({model})",
-        line={"color": FORECAST_COLOUR, "width": 2},
+        name=f"forecast ({plotly_safe(model)})",
+        line={"color": colour, "width": 2},
         hovertemplate=(
             "%{x|%Y-%m-%d}: %{y:.1f}% (interval %{customdata[0]:.1f} to "
             "%{customdata[1]:.1f})<extra>forecast</extra>"
@@ -194,7 +193,7 @@ def _series_traces(
         **common,
     )
     threshold = _threshold_trace(float(row["threshold"]), past, ahead, common)
-    return [history, *_interval_traces(ahead, common), forecast, threshold]
+    return [history, *_interval_traces(ahead, colour, common), forecast, threshold]
 
 
 def _series_menu(fig: go.Figure, records: list[dict[Any, Any]], titles: list[str]) -> dict:
@@ -258,68 +257,47 @@ def urgent_servers_figure(
 # --- 2. fleet risk heatmap ----------------------------------------------------------------
 
 
-def _heatmap_cells(
-    matrix: pd.DataFrame, units: list[str], regions: list[str], value: HeatmapValue
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(values, "at risk/servers" labels, hover texts) of the business unit x region grid."""
-    row_of = {unit: i for i, unit in enumerate(units)}
-    column_of = {region: j for j, region in enumerate(regions)}
-    z = np.full((len(units), len(regions)), np.nan)
-    labels = np.full((len(units), len(regions)), "", dtype=object)
-    hover = np.full((len(units), len(regions)), "", dtype=object)
-    for cell in matrix.to_dict("records"):
-        i, j = row_of[cell["business_unit"]], column_of[cell["region"]]
-        z[i, j] = cell[value]
-        labels[i, j] = f"{int(cell['servers_at_risk'])}/{int(cell['servers'])}"
-        counts = ", ".join(f"{level} {int(cell[level])}" for level in RISK_LEVELS)
-        hover[i, j] = (
-            f"{int(cell['servers_at_risk'])} of {int(cell['servers'])} servers at risk "
-            f"({_num(cell['share_at_risk'], '.0%')})<br>{counts}"
-        )
-    return z, labels, hover
+def _heatmap_hover(spec: RiskHeatmap) -> np.ndarray:
+    """Per cell: "1/17 servers at risk (6%)" and its servers by level; "" where none."""
+    hover = np.full(spec.share.shape, "", dtype=object)
+    for (i, j), label in np.ndenumerate(spec.labels):
+        if label:
+            share = _num(spec.share[i, j], ".0%")
+            hover[i, j] = f"{label} servers at risk ({share})<br>{spec.level_counts[i, j]}"
+    return hover
 
 
-def risk_heatmap_figure(risk: pd.DataFrame, value: HeatmapValue = "servers_at_risk") -> go.Figure:
-    """Business unit x region: servers at risk (high or medium, by each server's worst metric)
-    or their share; the hover lists the servers by level."""
-    title = "Servers at risk (high or medium) by business unit and region"
-    matrix = risk_matrix(risk)
-    if matrix.empty:
-        return _empty_figure(title, "No risk assessment to show.")
-    units = sorted(matrix["business_unit"].unique())
-    regions = sorted(matrix["region"].unique())
-    z, labels, hover = _heatmap_cells(matrix, units, regions, value)
-    share = value == "share_at_risk"
-    zmax = 1.0 if share else max(1.0, float(np.nanmax(z)))
+def risk_heatmap_figure(risk: pd.DataFrame) -> go.Figure:
+    """Business unit x region coloured by the share of servers at risk (high or medium, by
+    each server's worst metric), each cell "at risk/servers" (``chart_data.risk_heatmap``, as
+    the static one); the hover lists the servers by level."""
+    spec = risk_heatmap(risk)
+    if not spec.units:
+        return _empty_figure(spec.title, "No risk assessment to show.")
+    last = len(spec.colour_stops) - 1
     fig = go.Figure(
         go.Heatmap(
-            z=z,
-            x=_texts(regions),
-            y=_texts(units),
-            text=labels,
+            z=spec.share,
+            x=_texts(spec.regions),
+            y=_texts(spec.units),
+            text=spec.labels,
             texttemplate="%{text}",
-            customdata=hover,
+            customdata=_heatmap_hover(spec),
             hovertemplate="%{y} · %{x}<br>%{customdata}<extra></extra>",
             hoverongaps=False,
-            colorscale="Reds",
-            zmin=0,
-            zmax=zmax,
-            colorbar={
-                "title": {"text": "share at risk" if share else "servers at risk"},
-                # whole servers: no 0.5 ticks
-                **({"tickformat": ".0%"} if share else {"dtick": max(1, math.ceil(zmax / 5))}),
-            },
+            colorscale=[[i / last, colour] for i, colour in enumerate(spec.colour_stops)],
+            zmin=0.0,
+            zmax=1.0,
+            colorbar={"title": {"text": spec.colourbar_title}, "tickformat": ".0%"},
         )
     )
-    if not int(matrix["servers_at_risk"].sum()):
-        title += ": none at risk"
     fig.update_layout(
-        title=title,
+        title={"text": f"{spec.title}<br><sup>{spec.caption}</sup>"},
         template="plotly_white",
         # category axes: a region named "2024" or "1" must not become a number or a date
         xaxis={"title": {"text": "region"}, "type": "category"},
         yaxis={"title": {"text": "business unit"}, "type": "category", "autorange": "reversed"},
-        height=max(360, 40 * len(units) + 200),
+        height=max(360, 40 * len(spec.units) + 200),
     )
     return fig
 
@@ -395,11 +373,12 @@ def _accuracy_bars(model: str, rows: pd.DataFrame, metric_names: list[str]) -> l
             [_num(v, ".0f") for v in rows["series"]],
         ]
     )
-    marker: dict[str, Any] = {"color": model_colour(model)}
-    if model == BASELINE_MODEL:
+    look = model_style(model)
+    marker: dict[str, Any] = {"color": look.colour}
+    if look.hatched:
         marker["pattern"] = {"shape": "/"}
     style = {
-        "name": plotly_safe(chart_model_name(model)),
+        "name": plotly_safe(look.label),
         "legendgroup": plotly_safe(model),
         "x": _texts(metric_names),
         "customdata": customdata,

@@ -8,12 +8,16 @@ row; every page after the cover carries a running header, and every page "Page n
 This module assembles the document and draws the page furniture; ``pdf_sections`` builds the
 sections, ``pdf_tables`` the tables and ``pdf_styles`` holds the fonts, colours and paragraph
 styles. Every data-derived string reaches a Paragraph escaped (``text.pdf_safe``), so a
-server named ``<b>x</b>`` prints literally. The PDF is built with reportlab's ``invariant``
-mode: the same inputs give the same bytes (no creation time or random document id).
+server named ``<b>x</b>`` prints literally, in DejaVu Sans with CJK runs in a CJK font
+(``pdf_styles.paragraph``). The PDF is dated by the run's ``generated_at`` and built with
+reportlab's ``invariant`` mode (a document id from the content, not random): the same inputs
+give the same bytes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import io
 import logging
 from collections.abc import Callable, Mapping
@@ -37,12 +41,13 @@ from capacity_forecaster.reporting.pdf_styles import (
     PAGE_WIDTH,
     RULE,
     SLATE,
+    draw_text,
     pdf_styles,
 )
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_pdf", "check_pdf"]
+__all__ = ["build_pdf", "check_pdf", "pdf_date"]
 
 _FURNITURE_SIZE = 7.5  # running header, footer and page numbers
 
@@ -51,10 +56,13 @@ _FURNITURE_SIZE = 7.5  # running header, footer and page numbers
 
 
 class _NumberedCanvas(Canvas):
-    """A canvas that holds pages back until save, then stamps "Page n of N" on each."""
+    """A canvas that holds pages back until save, then stamps "Page n of N" on each; the
+    document's creation and modification dates are ``pdf_date`` (a PDF date string)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pdf_date: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # reportlab dates the file now (or 2000-01-01 when invariant); the run's time instead
+        self.setDateFormatter(lambda *_: pdf_date)
         self._saved_pages: list[dict] = []
 
     def showPage(self) -> None:
@@ -83,10 +91,10 @@ def _cover_band(canvas: Canvas) -> None:
 
 
 def _running_header(canvas: Canvas, title: str, classification: str) -> None:
-    canvas.setFont(FONT, _FURNITURE_SIZE)
     canvas.setFillColor(SLATE)
-    canvas.drawString(MARGIN, PAGE_HEIGHT - 11 * mm, title)
-    canvas.drawRightString(PAGE_WIDTH - MARGIN, PAGE_HEIGHT - 11 * mm, classification)
+    top = PAGE_HEIGHT - 11 * mm
+    draw_text(canvas, MARGIN, top, title, FONT, _FURNITURE_SIZE)
+    draw_text(canvas, PAGE_WIDTH - MARGIN, top, classification, FONT, _FURNITURE_SIZE, "right")
     canvas.setStrokeColor(RULE)
     canvas.setLineWidth(0.5)
     canvas.line(MARGIN, PAGE_HEIGHT - 13 * mm, PAGE_WIDTH - MARGIN, PAGE_HEIGHT - 13 * mm)
@@ -106,18 +114,31 @@ def _page_decorator(
         canvas.setStrokeColor(RULE)
         canvas.setLineWidth(0.5)
         canvas.line(MARGIN, 14 * mm, PAGE_WIDTH - MARGIN, 14 * mm)
-        canvas.setFont(FONT, _FURNITURE_SIZE)
         canvas.setFillColor(SLATE)
-        # drawString draws text as is (no markup), so the run id needs no escaping here.
-        canvas.drawString(MARGIN, 10 * mm, run_text)
+        # draw_text draws text as is (no markup), so the run id needs no escaping here.
+        draw_text(canvas, MARGIN, 10 * mm, run_text, FONT, _FURNITURE_SIZE)
         canvas.restoreState()
 
     return decorate
 
 
+def pdf_date(generated_at: str) -> str:
+    """An ISO 8601 time as a PDF date in UTC, ``D:20260701060000+00'00'``; a time without a
+    zone is taken as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(generated_at)
+    except ValueError as error:
+        raise StageCheckError(
+            f"08_report: summary generated_at {generated_at!r} is not an ISO 8601 time"
+        ) from error
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return f"D:{moment.astimezone(dt.UTC):%Y%m%d%H%M%S}+00'00'"
+
+
 def _document(buffer: io.BytesIO, title: str) -> SimpleDocTemplate:
-    """An A4 document with the report's margins and metadata, in reportlab's ``invariant``
-    mode (no creation time or random id, so the same inputs give the same bytes)."""
+    """An A4 document with the report's margins, metadata and fonts, in reportlab's
+    ``invariant`` mode (no random id, so the same inputs give the same bytes)."""
     return SimpleDocTemplate(
         buffer,
         pagesize=A4,
@@ -130,6 +151,7 @@ def _document(buffer: io.BytesIO, title: str) -> SimpleDocTemplate:
         subject="Server capacity forecasts, risks and savings",
         creator="capacity-forecaster",
         invariant=True,
+        initialFontName=FONT,  # else every page starts in Helvetica, which then ships too
     )
 
 
@@ -157,9 +179,11 @@ def build_pdf(
     ``charts`` maps a chart title to PNG bytes, in the order to show (empty or None: no chart
     section; an empty value is skipped with a warning, unreadable bytes raise ValueError).
     """
-    styles = pdf_styles()
+    styles = pdf_styles()  # registers the fonts the canvas furniture uses too
     run_id = str(sections.get(summary, "run_id"))
-    generated = str(sections.get(summary, "generated_at"))[:10]
+    generated_at = str(sections.get(summary, "generated_at"))
+    created = pdf_date(generated_at)
+    generated = generated_at[:10]
     run_text = f"Run {run_id[:60]} \u00b7 generated {generated} \u00b7 capacity-forecaster"
     buffer = io.BytesIO()
     document = _document(buffer, f"{title} \u2013 run {run_id}")
@@ -177,7 +201,7 @@ def build_pdf(
         story,
         onFirstPage=_page_decorator(run_text, title, classification, cover=True),
         onLaterPages=_page_decorator(run_text, title, classification, cover=False),
-        canvasmaker=_NumberedCanvas,
+        canvasmaker=functools.partial(_NumberedCanvas, pdf_date=created),
     )
     pdf = buffer.getvalue()
     check_pdf(pdf)

@@ -2,7 +2,9 @@
 (``headline.headline``) and the report tables (``tables``).
 
 Every data-derived string reaches a Paragraph escaped (``text.pdf_safe`` or
-``pdf_tables.cell_text``), so a server named ``<b>x</b>`` prints literally.
+``pdf_tables.cell_text``), so a server named ``<b>x</b>`` prints literally, and every
+Paragraph is made by ``pdf_styles.paragraph``, so a server named ``日本-01`` prints in a font
+that has its characters.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from reportlab.platypus import (
     Image,
     KeepTogether,
     PageBreak,
-    Paragraph,
     Spacer,
     Table,
     TableStyle,
@@ -36,8 +37,10 @@ from capacity_forecaster.reporting.pdf_styles import (
     MAX_CHART_HEIGHT,
     NAVY,
     RULE,
+    TABLE_FONT,
     ZEBRA,
     PdfStyles,
+    paragraph,
 )
 from capacity_forecaster.reporting.pdf_tables import (
     Column,
@@ -136,7 +139,7 @@ def _error_change(reduction: Any) -> tuple[str, str]:
 
 
 def _bullets(points: list[str], styles: PdfStyles) -> list[Flowable]:
-    return [Paragraph(point, styles.bullet, bulletText="\u2022") for point in points]
+    return [paragraph(point, styles.bullet, bullet="\u2022") for point in points]
 
 
 # --------------------------------------------------------------------------- cover
@@ -155,11 +158,12 @@ def _kpi_tiles(summary: Mapping[str, Any], styles: PdfStyles) -> Table:
     for value, label, ink in tiles:
         value_style = ParagraphStyle("KpiInk", parent=styles.kpi_value, textColor=ink)
         # value and label are escaped already (formatted figures, fixed wording)
-        cells.append([Paragraph(value, value_style), Paragraph(label, styles.kpi_label)])
+        cells.append([paragraph(value, value_style), paragraph(label, styles.kpi_label)])
     table = Table([cells], colWidths=[FRAME_WIDTH / 4] * 4, rowHeights=[30 * mm])
     table.setStyle(
         TableStyle(
             [
+                TABLE_FONT,
                 ("BOX", (0, 0), (-1, -1), 0.5, RULE),
                 ("INNERGRID", (0, 0), (-1, -1), 0.5, RULE),
                 ("BACKGROUND", (0, 0), (-1, -1), ZEBRA),
@@ -188,13 +192,14 @@ def _fact_table(summary: Mapping[str, Any], styles: PdfStyles) -> Table:
         ),
     ]
     rows = [
-        [Paragraph(f"<b>{label}</b>", styles.body), Paragraph(text, styles.body)]
+        [paragraph(f"<b>{label}</b>", styles.body), paragraph(text, styles.body)]
         for label, text in facts
     ]
     table = Table(rows, colWidths=[32 * mm, FRAME_WIDTH - 32 * mm], hAlign="LEFT")
     table.setStyle(
         TableStyle(
             [
+                TABLE_FONT,
                 ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
                 ("LEFTPADDING", (0, 0), (-1, -1), 0),
@@ -208,15 +213,15 @@ def cover(summary: Mapping[str, Any], title: str, styles: PdfStyles) -> list[Flo
     """The cover: title, the run's dates in one line, the facts table and the KPI tiles."""
     return [
         Spacer(1, 30 * mm),
-        Paragraph(pdf_safe(title), styles.title),
-        Paragraph("Forecasts, capacity risks and savings for the server fleet", styles.subtitle),
-        Paragraph(pdf_safe(outlook_line(summary)), styles.body),
+        paragraph(pdf_safe(title), styles.title),
+        paragraph("Forecasts, capacity risks and savings for the server fleet", styles.subtitle),
+        paragraph(pdf_safe(outlook_line(summary)), styles.body),
         Spacer(1, 8 * mm),
         _fact_table(summary, styles),
         Spacer(1, 12 * mm),
         _kpi_tiles(summary, styles),
         Spacer(1, 10 * mm),
-        Paragraph(
+        paragraph(
             "Forecasts come with calibrated intervals and every model is compared with a "
             "seasonal-naive baseline on a rolling-origin backtest. Figures are estimates for "
             "planning, not commitments; the accompanying workbook (details.xlsx) holds every "
@@ -332,7 +337,7 @@ def _earliest_breaches(summary: Mapping[str, Any], styles: PdfStyles) -> list[Fl
         Column("Business unit", "Business unit", 36),
     ]
     return [
-        Paragraph("Over the threshold now, then the earliest forecast breaches", styles.h2),
+        paragraph("Over the threshold now, then the earliest forecast breaches", styles.h2),
         report_table(frame, columns, styles),
     ]
 
@@ -351,7 +356,7 @@ def _risk_by_business_unit(summary: Mapping[str, Any], styles: PdfStyles) -> lis
         Column("Medium", "Medium", 18, "int"),
     ]
     return [
-        Paragraph("Risk by business unit", styles.h2),
+        paragraph("Risk by business unit", styles.h2),
         report_table(frame, columns, styles),
     ]
 
@@ -359,7 +364,7 @@ def _risk_by_business_unit(summary: Mapping[str, Any], styles: PdfStyles) -> lis
 def executive_summary(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowable]:
     """Five sentences in numbers, the earliest breaches and the risk by business unit."""
     return [
-        Paragraph("Executive summary", styles.h1),
+        paragraph("Executive summary", styles.h1),
         *_bullets(_summary_points(summary), styles),
         *_earliest_breaches(summary, styles),
         *_risk_by_business_unit(summary, styles),
@@ -373,8 +378,8 @@ def at_risk_section(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
     """The most urgent series (``tables.at_risk_table``), tinted by risk level."""
     story: list[Flowable] = [
         PageBreak(),
-        Paragraph("Servers at risk", styles.h1),
-        Paragraph(
+        paragraph("Servers at risk", styles.h1),
+        paragraph(
             "Series (server and metric) ordered by risk level, then days until the forecast "
             "reaches the threshold, then breach probability. Utilisation and thresholds are "
             "daily P95 in percent; the workbook lists every series with the reason for its level.",
@@ -383,7 +388,7 @@ def at_risk_section(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
         Spacer(1, 3 * mm),
     ]
     if at_risk.empty:
-        story.append(Paragraph("No series is at high or medium risk in this run.", styles.body))
+        story.append(paragraph("No series is at high or medium risk in this run.", styles.body))
         return story
     columns = [
         Column("Rank", "#", 7),
@@ -401,7 +406,7 @@ def at_risk_section(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
     ]
     story.append(report_table(at_risk, columns, styles, level_column="Risk level"))
     story.append(Spacer(1, 2 * mm))
-    story.append(Paragraph(pdf_safe(trust_legend()), styles.note))
+    story.append(paragraph(pdf_safe(trust_legend()), styles.note))
     return story
 
 
@@ -419,7 +424,7 @@ def _calibration_note(sources: Mapping[str, str], styles: PdfStyles) -> list[Flo
         f"{pdf_safe(text)} for {pdf_safe(and_join(sorted(models)))}"
         for text, models in sorted(groups.items(), key=lambda item: sorted(item[1]))
     ]
-    return [Paragraph(f"Intervals calibrated on {'; '.join(parts)}.", styles.note)]
+    return [paragraph(f"Intervals calibrated on {'; '.join(parts)}.", styles.note)]
 
 
 def _accuracy_by_metric(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowable]:
@@ -437,7 +442,7 @@ def _accuracy_by_metric(summary: Mapping[str, Any], styles: PdfStyles) -> list[F
         Column("beats_baseline_share", "Series beating baseline", 33, "share"),
     ]
     return [
-        Paragraph("Champion against baseline, per metric", styles.h2),
+        paragraph("Champion against baseline, per metric", styles.h2),
         report_table(frame, columns, styles),
     ]
 
@@ -458,8 +463,8 @@ def accuracy_section(
     ]
     return [
         PageBreak(),
-        Paragraph("Forecast accuracy", styles.h1),
-        Paragraph(
+        paragraph("Forecast accuracy", styles.h1),
+        paragraph(
             "Rolling-origin backtest: each model forecasts held-out weeks from several origins. "
             "MASE divides the error by that of a weekly seasonal-naive forecast in the history "
             "(below 1 beats it); the champion is chosen per metric. Coverage is the share of "
@@ -493,7 +498,7 @@ def _cluster_summary(clusters: pd.DataFrame, styles: PdfStyles) -> list[Flowable
         Column("Freed", "Freed", 11),
     ]
     return [
-        Paragraph("Utilisation clusters", styles.h2),
+        paragraph("Utilisation clusters", styles.h2),
         report_table(clusters, columns, styles),
     ]
 
@@ -514,7 +519,7 @@ def _largest_actions(actions: pd.DataFrame, max_actions: int, styles: PdfStyles)
         Column("Saving type", "Saving type", 34),
     ]
     return [
-        Paragraph(f"Largest savings actions (top {len(shown)} of {len(actions)})", styles.h2),
+        paragraph(f"Largest savings actions (top {len(shown)} of {len(actions)})", styles.h2),
         report_table(shown, columns, styles),
     ]
 
@@ -530,8 +535,8 @@ def savings_section(
     savings = get(summary, "savings")
     return [
         PageBreak(),
-        Paragraph("Clusters and savings", styles.h1),
-        Paragraph(
+        paragraph("Clusters and savings", styles.h1),
+        paragraph(
             f"Savings found: <b>{_money(savings.get('monthly_usd_total'))} per month</b> "
             f"({_money(savings.get('annual_usd_total'))} a year): consolidation "
             f"{_money(savings.get('consolidation_usd'))} from "
@@ -539,7 +544,7 @@ def savings_section(
             f"{_money(savings.get('right_sizing_usd'))}.",
             styles.body,
         ),
-        Paragraph(f"How savings are counted: {pdf_safe(savings.get('note', ''))}", styles.note),
+        paragraph(f"How savings are counted: {pdf_safe(savings.get('note', ''))}", styles.note),
         Spacer(1, 2 * mm),
         *_cluster_summary(clusters, styles),
         *_largest_actions(actions, max_actions, styles),
@@ -553,7 +558,7 @@ def chart_section(charts: Mapping[str, bytes], styles: PdfStyles) -> list[Flowab
     """Each chart (title -> PNG bytes) scaled to the frame; empty ones skipped with a warning."""
     if not charts:
         return []
-    story: list[Flowable] = [PageBreak(), Paragraph("Charts", styles.h1)]
+    story: list[Flowable] = [PageBreak(), paragraph("Charts", styles.h1)]
     for title, png in charts.items():
         if not png:
             logger.warning("08_report: chart %r is empty; left out of the PDF", title)
@@ -564,7 +569,7 @@ def chart_section(charts: Mapping[str, bytes], styles: PdfStyles) -> list[Flowab
             raise ValueError(f"chart {title!r} is not a readable image: {error}") from error
         scale = min(FRAME_WIDTH / width_px, MAX_CHART_HEIGHT / height_px)
         image = Image(io.BytesIO(png), width=width_px * scale, height=height_px * scale)
-        story.append(KeepTogether([Paragraph(pdf_safe(title), styles.h2), image]))
+        story.append(KeepTogether([paragraph(pdf_safe(title), styles.h2), image]))
     return story
 
 
@@ -584,7 +589,7 @@ def quality_section(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowa
     unmonitored = [metric_label(m) for m in METRICS if monitored is not None and m not in monitored]
     not_monitored = (
         [
-            Paragraph(
+            paragraph(
                 f"Not monitored: {pdf_safe(', '.join(unmonitored))}. No server reported "
                 f"{'it' if len(unmonitored) == 1 else 'them'}, so no forecast, risk or "
                 "right-sizing covers it.",
@@ -597,7 +602,7 @@ def quality_section(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowa
     reclaim = [pdf_safe(reclamation_line(c)) for c in quality.get("reclamation") or []]
     reclamation = (
         [
-            Paragraph(
+            paragraph(
                 f"Not forecast: {len(reclaim)} server{'s' if len(reclaim) != 1 else ''} set "
                 "aside in loading. Powered-off servers and stale ones (no value within "
                 "data.stale_after_days) are reclamation candidates; values in the wrong units "
@@ -610,10 +615,10 @@ def quality_section(summary: Mapping[str, Any], styles: PdfStyles) -> list[Flowa
         else []
     )
     return [
-        Paragraph("Data quality", styles.h2),
+        paragraph("Data quality", styles.h2),
         *not_monitored,
         *reclamation,
-        Paragraph(
+        paragraph(
             f"{cell_text(quality.get('missing_share'), 'share')} of expected server-days had no "
             f"data{f' (values missing by metric: {missing})' if missing else ''}; "
             f"{_count(quality.get('outliers'))} outliers were replaced and "

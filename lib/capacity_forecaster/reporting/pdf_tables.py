@@ -1,7 +1,8 @@
 """The PDF report's tables: a navy header repeated on every page, zebra rows, wrapping cells.
 
 Every cell is a Paragraph of text formatted by its ``text.COLUMN_KINDS`` kind and escaped
-(``text.pdf_safe``), so data shows literally; numbers are right-aligned.
+(``text.pdf_safe``), so data shows literally, in a font that has its characters
+(``pdf_styles.paragraph``); numbers are right-aligned.
 """
 
 from __future__ import annotations
@@ -13,15 +14,24 @@ from typing import Any
 import pandas as pd
 from reportlab.lib import colors
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, Table, TableStyle
+from reportlab.platypus import Table, TableStyle
 
-from capacity_forecaster.reporting.pdf_styles import LEVEL_FILLS, NAVY, RULE, ZEBRA, PdfStyles
+from capacity_forecaster.reporting.pdf_styles import (
+    LEVEL_FILLS,
+    NAVY,
+    RULE,
+    TABLE_FONT,
+    ZEBRA,
+    PdfStyles,
+    paragraph,
+)
 from capacity_forecaster.reporting.text import COLUMN_KINDS, MISSING, format_value, pdf_safe
 
 __all__ = ["Column", "cell_text", "records_frame", "report_table"]
 
 _LEFT_ALIGNED_KINDS = ("text", "date", "bool")
 _TABLE_STYLE = (
+    TABLE_FONT,
     ("BACKGROUND", (0, 0), (-1, 0), NAVY),
     ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
     ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, ZEBRA]),
@@ -78,12 +88,12 @@ def report_table(
     kinds = [c.kind or COLUMN_KINDS.get(c.source, "text") for c in columns]
     numeric = [kind not in _LEFT_ALIGNED_KINDS for kind in kinds]
     header = [
-        Paragraph(pdf_safe(c.label), styles.header_number if right else styles.header)
+        paragraph(pdf_safe(c.label), styles.header_number if right else styles.header)
         for c, right in zip(columns, numeric, strict=True)
     ]
     body = [
         [
-            Paragraph(cell_text(value, kind), styles.number if right else styles.cell)
+            paragraph(cell_text(value, kind), styles.number if right else styles.cell)
             for value, kind, right in zip(row, kinds, numeric, strict=True)
         ]
         for row in frame[[c.source for c in columns]].itertuples(index=False, name=None)

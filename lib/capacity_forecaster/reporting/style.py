@@ -14,13 +14,13 @@ from types import MappingProxyType
 from capacity_forecaster.core.vocabulary import BASELINE_MODEL, CHAMPION, MODEL_NAMES
 
 __all__ = [
-    "FORECAST_COLOUR",
     "HISTORY_COLOUR",
     "INTERVAL_OPACITY",
     "KIND_COLOURS",
     "MODEL_COLOURS",
     "NAVY",
     "RISK_LEVEL_COLOURS",
+    "RISK_SHARE_COLOURS",
     "RULE",
     "SLATE",
     "THRESHOLD_COLOUR",
@@ -47,15 +47,30 @@ RISK_LEVEL_COLOURS = MappingProxyType(
 # Where a monthly saving comes from (``chart_data.savings_breakdown``'s ``kind``).
 KIND_COLOURS = MappingProxyType({"consolidation": "#2ca02c", "right-sizing": "#1f77b4"})
 
-# One forecast series: its history, its forecast and interval, its threshold.
+# The risk heatmap's colour scale, evenly spaced from no server at risk (0) to all (1):
+# ColorBrewer's Reds. Both heatmaps (matplotlib and plotly) interpolate between these stops.
+RISK_SHARE_COLOURS = (
+    "#fff5f0",
+    "#fee0d2",
+    "#fcbba1",
+    "#fc9272",
+    "#fb6a4a",
+    "#ef3b2c",
+    "#cb181d",
+    "#a50f15",
+    "#67000d",
+)
+
+# One forecast series: its history, its interval's opacity, its threshold. The forecast and
+# its interval take the colour of the model that made them (``model_colour``).
 HISTORY_COLOUR = "#555555"
-FORECAST_COLOUR = "#1f77b4"
 INTERVAL_OPACITY = 0.2
 THRESHOLD_COLOUR = "red"
 
 # Model -> colour: the champion navy, the seasonal-naive baseline grey, every other model of
-# ``core.vocabulary.MODEL_NAMES`` a colour of its own.
-_MODEL_PALETTE = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+# ``core.vocabulary.MODEL_NAMES`` a colour of its own. No red (the threshold's) and no other
+# grey (the history's and the baseline's), so a forecast never looks like either.
+_MODEL_PALETTE = ("#ff7f0e", "#2ca02c", "#17becf", "#9467bd", "#8c564b", "#e377c2")
 MODEL_COLOURS = MappingProxyType(
     {
         CHAMPION: "#1f3b73",
@@ -69,7 +84,7 @@ MODEL_COLOURS = MappingProxyType(
         ),
     }
 )
-_SPARE_COLOURS = ("#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
+_SPARE_COLOURS = ("#bcbd22", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94")
 
 
 def model_colour(model: str) -> str:
