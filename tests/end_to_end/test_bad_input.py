@@ -92,6 +92,36 @@ def _unknown_server(m: pd.DataFrame, s: pd.DataFrame) -> tuple[pd.DataFrame, pd.
     return m, s
 
 
+def _repeated_column(m: pd.DataFrame, s: pd.DataFrame) -> tuple[bytes, pd.DataFrame]:
+    text = m.assign(cpu_again=m["cpu_p95"]).to_csv(index=False)
+    return text.replace("cpu_again", "cpu_p95", 1).encode(), s
+
+
+def _dates_written(fmt: str):
+    def mutate(m: pd.DataFrame, s: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return m.assign(date=m["date"].dt.strftime(fmt)), s
+
+    return mutate
+
+
+def _hourly(m: pd.DataFrame, s: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    hours = [m.assign(date=m["date"] + pd.Timedelta(hours=h), cpu_p95=h) for h in range(24)]
+    return pd.concat(hours, ignore_index=True), s
+
+
+def _mistyped_year(m: pd.DataFrame, s: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    m = m.copy()
+    m.at[1, "date"] = m.at[1, "date"] - pd.DateOffset(years=1)  # line 3: 2025 for 2026
+    return m, s
+
+
+def _direction_override(m: pd.DataFrame, s: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    m = m.copy()
+    m["server_id"] = m["server_id"].astype(object)
+    m.at[4, "server_id"] = "srv-00001\u202e"  # line 6
+    return m, s
+
+
 def _servers_with(**changes: object):
     def mutate(m: pd.DataFrame, s: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         s = s.copy()
@@ -115,14 +145,32 @@ FILE_ERRORS = {
     ),
     "non-numeric-strings": FileCase(
         _set("cpu_p95", [5, 9], ["high", "12,5"]),
-        ("metrics.csv", "'cpu_p95'", "2 non-numeric values", "'high'"),
+        ("metrics.csv", "'cpu_p95'", "2 non-numeric values", "'high'", "has a comma"),
     ),
     "unparseable-date": FileCase(
-        _set("date", [3], ["yesterday"]), ("metrics.csv", "'date'", "1 unparseable", "'yesterday'")
+        _set("date", [3], ["yesterday"]),
+        ("metrics.csv", "'date'", "1 unparseable", "'yesterday'", "at line 5"),
+    ),
+    "day-first-dates": FileCase(
+        _dates_written("%d/%m/%Y"),
+        ("metrics.csv", "'date'", "look day-first", "write every date as YYYY-MM-DD"),
+    ),
+    "stray-date": FileCase(
+        _mistyped_year,
+        ("metrics.csv", "'date'", "2025-03-04 at line 3", "before the rest", "fix the date"),
+    ),
+    "duplicate-column-name": FileCase(
+        _repeated_column, ("metrics.csv", "duplicate column name 'cpu_p95' (columns 3 and 6)")
+    ),
+    "several-rows-per-server-day": FileCase(
+        _hourly, ("metrics.csv", "'srv-00001' with 24 rows on", "data.format: samples")
+    ),
+    "server-id-with-direction-override": FileCase(
+        _direction_override, ("metrics.csv", "'server_id'", "(U+202E) at line 6")
     ),
     "duplicate-server-days": FileCase(
         lambda m, s: (pd.concat([m, m.iloc[:4]]), s),
-        ("metrics.csv", "4 duplicate rows", "one row per server per day"),
+        ("metrics.csv", "4 duplicate rows", "one row per server per day", "remove the copies"),
     ),
     "negative-values": FileCase(
         _set("disk_p95", [2], [-4.0]), ("metrics.csv", "'disk_p95'", "below 0 percent", "-4")
@@ -166,6 +214,10 @@ FILE_WARNINGS = {
         "local calendar day kept",
     ),
     "dates-out-of-order": (lambda m, s: (m.sample(frac=1.0, random_state=3), s), None),
+    "semicolon-separated-export": (
+        lambda m, s: (m.to_csv(index=False, sep=";", decimal=",").encode(), s),
+        "semicolon-separated",
+    ),
 }
 
 

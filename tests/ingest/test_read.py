@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from capacity_forecaster.core.errors import DataValidationError
-from capacity_forecaster.ingest.read import read_table
+from capacity_forecaster.ingest.read import read_table, row_place
 from capacity_forecaster.ingest.validate import validate_metrics
 from tests.ingest.builders import M_SRC, MAX_MISSING, MIN_DAYS, check_metrics, make_metrics
 
@@ -94,3 +94,88 @@ def test_csv_empty_metric_cells_are_missing_not_errors() -> None:
     clean, _ = check_metrics(read_table("\n".join(lines).encode(), M_SRC))
     assert clean[["cpu_p95", "mem_p95"]].iloc[0].isna().all()
     assert clean["disk_p95"].notna().all()
+
+
+def _csv(frame: pd.DataFrame, **to_csv: object) -> bytes:
+    """``frame`` as a user's CSV export: ISO dates, no index."""
+    dated = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d"))
+    return dated.to_csv(index=False, **to_csv).encode()  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("header", "fragment"),
+    [
+        pytest.param(
+            "date,server_id,cpu_p95,mem_p95,disk_p95,cpu_p95",
+            "duplicate column name 'cpu_p95' (columns 3 and 6): keep one, or rename the other",
+            id="twice",
+        ),
+        pytest.param(
+            'date,server_id,cpu_p95,mem_p95,disk_p95, "cpu_p95 "',
+            "duplicate column name 'cpu_p95' (columns 3 and 6)",
+            id="twice with spaces",
+        ),
+        pytest.param(
+            "date,server_id,cpu_p95,cpu_p95,disk_p95,cpu_p95,disk_p95",
+            "(columns 3, 4 and 6): keep one, or rename the others; 1 more name repeated: "
+            "'disk_p95'",
+            id="two names",
+        ),
+    ],
+)
+def test_a_column_name_written_twice_is_refused_naming_both_positions(
+    header: str, fragment: str
+) -> None:
+    # pandas would read the second as 'cpu_p95.1' and the first would be used silently.
+    lines = _csv(make_metrics()).decode().splitlines()
+    width = header.count(",") + 1
+    rows = [",".join((line.split(",") * 2)[:width]) for line in lines[1:]]
+    data = "\n".join([header, *rows]).encode()
+    for source, payload in (("metrics.csv", data), ("metrics.csv.gz", gzip.compress(data))):
+        with pytest.raises(DataValidationError) as caught:
+            read_table(payload, source)
+        assert str(caught.value).startswith(f"{source}: ")
+        assert fragment in str(caught.value)
+
+
+def test_a_repeated_name_in_a_parquet_file_is_refused_naming_both_positions() -> None:
+    frame = make_metrics()
+    frame.insert(5, "mem_p95 ", frame["mem_p95"])  # the same name once stripped
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    with pytest.raises(DataValidationError) as caught:
+        check_metrics(read_table(buffer.getvalue(), "metrics.parquet"))
+    assert "duplicate column name 'mem_p95' (columns 4 and 6)" in str(caught.value)
+
+
+@pytest.mark.parametrize("decimal", [",", "."], ids=["decimal commas", "decimal points"])
+def test_a_semicolon_separated_export_is_read_as_one_with_a_warning(decimal: str) -> None:
+    # What Excel saves as "CSV" where the decimal mark is a comma (most of Europe).
+    good = make_metrics()
+    data = _csv(good, sep=";", decimal=decimal)
+    assert b"," not in data.splitlines()[0]
+    warnings: list[str] = []
+    clean, validation_warnings = check_metrics(read_table(data, M_SRC, warnings))
+    pd.testing.assert_frame_equal(clean, good)
+    assert validation_warnings == []
+    assert warnings == [
+        f"{M_SRC}: semicolon-separated (the header has ';' and no ','): read with ';' between "
+        "columns and ',' as the decimal mark"
+    ]
+
+
+def test_decimal_commas_in_a_comma_separated_file_get_a_hint() -> None:
+    good = make_metrics()
+    frame = good.assign(mem_p95=good["mem_p95"].map(lambda v: f"{v:.2f}".replace(".", ",")))
+    with pytest.raises(DataValidationError) as caught:
+        check_metrics(read_table(_csv(frame), M_SRC))
+    message = str(caught.value)
+    assert "column 'mem_p95': 120 non-numeric values" in message
+    assert "has a comma: write numbers with a decimal point and no thousands separator" in message
+
+
+def test_row_place_names_a_csv_line_and_a_parquet_row() -> None:
+    assert row_place("metrics.csv", 0) == "line 2"  # the header is line 1
+    assert row_place("s3://b/metrics.CSV.GZ", 9) == "line 11"
+    assert row_place("raw/metrics.parquet", 0) == "data row 1"
+    assert row_place("exports/", 0) == ""  # a table built from many files has no line

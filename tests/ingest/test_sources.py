@@ -12,10 +12,12 @@ import boto3
 import pandas as pd
 import pytest
 
+from capacity_forecaster.core.errors import DataValidationError
 from capacity_forecaster.core.params import Params
 from capacity_forecaster.core.storage import ArtifactNotFoundError, list_source, open_run_storage
 from capacity_forecaster.ingest.formats import FormatResult
 from capacity_forecaster.ingest.sources import overlay_export_capacity, read_fleet
+from capacity_forecaster.ingest.validate import validate_metrics
 from tests.conftest import PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "examples" / "bitbrains"
@@ -128,3 +130,29 @@ def test_an_export_under_an_s3_prefix_is_read_like_a_folder(
         "srv-2": 22.0,
     }
     assert raw.metrics["mem_p95"].isna().all()  # the export has no memory: not monitored
+
+
+def test_a_stray_day_in_an_export_names_the_server_and_day_but_no_line(tmp_path: Path) -> None:
+    # The daily table of an export is built from its samples: its rows are no lines of the
+    # file metrics_path names, even when that is a single file.
+    start = pd.Timestamp("2026-01-01")
+    rows = [
+        (str(start + pd.Timedelta(hours=h)), f"srv-{s}", "cpu", float(h % 7))
+        for s in (1, 2)
+        for h in range(24 * 40)
+    ]
+    for h in range(24):  # srv-1's first day with a mistyped year
+        rows[h] = (str(start - pd.DateOffset(years=1) + pd.Timedelta(hours=h)), *rows[h][1:])
+    (tmp_path / "samples.csv").write_bytes(_samples_csv(rows))
+    pd.DataFrame({"server_id": ["srv-1", "srv-2"]}).to_csv(tmp_path / "servers.csv", index=False)
+    params = _params(
+        tmp_path, str(tmp_path / "samples.csv"), str(tmp_path / "servers.csv"), format="samples"
+    )
+    raw = read_fleet(params, open_run_storage(params, "t"), "02_load")
+    with pytest.raises(DataValidationError) as caught:
+        validate_metrics(
+            raw.metrics, raw.metrics_source, max_missing_share=0.1, min_history_days=28
+        )
+    message = str(caught.value)
+    assert "column 'date': 2025-01-01 (server 'srv-1') lies 366 days before the rest" in message
+    assert "line" not in message and "data row" not in message

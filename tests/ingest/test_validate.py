@@ -108,7 +108,7 @@ BAD_INPUTS: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     (
         "duplicate column names",
         metrics_case(lambda f: f.set_axis([*f.columns[:4], " cpu_p95"], axis=1)),
-        (M_SRC, "1 duplicate column name", "'cpu_p95'"),
+        (M_SRC, "duplicate column name 'cpu_p95' (columns 3 and 5)", "keep one"),
     ),
     (
         "unparseable dates",
@@ -178,7 +178,13 @@ BAD_INPUTS: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     (
         "duplicate server-days",
         metrics_case(_duplicate_rows),
-        (M_SRC, "'server_id', 'date'", "2 duplicate rows", "'srv-00'", "'srv-01'"),
+        (
+            M_SRC,
+            "'server_id', 'date'",
+            "2 duplicate rows on 2 server-days",
+            "the first 'srv-00' with 2 rows on 2025-01-04 (line 5 and line 122)",
+            "remove the copies",
+        ),
     ),
     (
         "duplicates after normalising times",
@@ -518,3 +524,87 @@ def test_a_server_reporting_fractions_is_set_aside_not_judged_idle() -> None:
         }
     ]
     assert any("1 server with every value within 0..1" in w for w in validated.warnings)
+
+
+# --- what the user wrote, named as written ------------------------------------------------
+
+
+def _error(call: Callable[[], object]) -> str:
+    with pytest.raises(DataValidationError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_several_samples_a_day_get_a_hint_towards_the_samples_format() -> None:
+    # Hourly rows in the daily layout: 24 rows per server-day, each with its own values.
+    good = make_metrics()
+    hourly = pd.concat(
+        [good.assign(date=good["date"] + pd.Timedelta(hours=h)) for h in range(24)],
+        ignore_index=True,
+    )
+    hourly[list(METRICS)] = np.random.default_rng(1).uniform(0, 100, (len(hourly), len(METRICS)))
+    message = _error(lambda: check_metrics(hourly))
+    assert "2760 duplicate rows on 120 server-days" in message
+    assert "the first 'srv-00' with 24 rows on 2025-01-01 (line 2 and line 122)" in message
+    assert "write rows of timestamp, server_id, metric, value and set data.format: samples" in (
+        message
+    )
+
+
+def test_a_stray_date_is_named_by_its_line_not_as_a_missing_share() -> None:
+    # A mistyped year stretches one server's history by a year: on today's fleet that read as
+    # "missing share 0.7" on every metric, with no hint of the one cell to fix.
+    frame = make_metrics()
+    frame.loc[41, "date"] = pd.Timestamp("2026-01-02")  # srv-01's second day
+    message = _error(lambda: check_metrics(frame))
+    assert message.startswith(
+        f"{M_SRC}: column 'date': 2026-01-02 at line 43 (server 'srv-01') lies 327 days after "
+        "the rest of its history, which ends 2025-02-09, so the days between count as missing "
+        "(column 'cpu_p95' missing share 0.7"
+    )
+    assert message.endswith("data.max_missing_share 0.1): fix the date, or remove the row")
+
+
+def test_stray_dates_at_the_start_are_counted_and_the_first_by_line_is_named() -> None:
+    frame = make_metrics()
+    frame.loc[[40, 80], "date"] = pd.Timestamp("1970-01-01")  # Excel's or Unix's day zero
+    message = _error(lambda: check_metrics(frame))
+    assert "1970-01-01 at line 42 (server 'srv-01') lies 20090 days before" in message
+    assert "which starts 2025-01-02" in message
+    assert "; 1 more date like it: fix the date, or remove the row" in message
+
+
+def test_a_gap_that_is_not_a_few_stray_rows_is_still_a_missing_share() -> None:
+    frame = make_metrics(days=80)
+    kept = frame[~frame["date"].between("2025-01-10", "2025-02-28")]
+    message = _error(lambda: check_metrics(kept.reset_index(drop=True)))
+    assert message.startswith(f"{M_SRC}: column 'cpu_p95' missing share")
+
+
+@pytest.mark.parametrize(
+    "character", ["\n", "\t", "\x00", "\x1b", "\u202e", "\u202a", "\u2066", "\u2069"]
+)
+def test_server_ids_with_control_or_direction_characters_are_refused(character: str) -> None:
+    bad_id = f"srv{character}-01"
+    metrics = make_metrics()
+    metrics["server_id"] = metrics["server_id"].replace("srv-01", bad_id)
+    servers = make_servers()
+    servers["server_id"] = servers["server_id"].replace("srv-01", bad_id)
+    code = f"U+{ord(character):04X}"
+    for message, source, line in (
+        (_error(lambda: check_metrics(metrics)), M_SRC, 42),
+        (_error(lambda: validate_servers(servers, S_SRC)), S_SRC, 3),
+    ):
+        assert message.startswith(f"{source}: column 'server_id': ")
+        assert "with a control or text-direction character, the first 'srv" in message
+        assert f"({code}) at line {line}: a server id must be printable text" in message
+        assert character not in message  # the error line itself prints safely
+
+
+def test_a_server_id_ending_in_a_newline_is_stripped_not_refused() -> None:
+    metrics = make_metrics()
+    metrics["server_id"] = metrics["server_id"].replace("srv-01", "srv-01\r\n")
+    clean, warnings = check_metrics(metrics)
+    assert warnings == [] and clean["server_id"].unique().tolist() == ["srv-00", "srv-01", "srv-02"]

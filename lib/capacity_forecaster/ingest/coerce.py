@@ -3,10 +3,25 @@ not convert is a one-line error naming the column, the count and a few examples.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.ingest.messages import col, data_rows, examples, fail, plural
+from capacity_forecaster.ingest.messages import (
+    col,
+    data_rows,
+    examples,
+    fail,
+    plural,
+    show,
+    unprintable,
+)
+from capacity_forecaster.ingest.read import row_place
+
+# A number written with a comma: a decimal comma (12,5 or 1.234,5, as Excel writes it in most
+# of Europe) or a thousands separator (1,234).
+_NUMBER_WITH_COMMA = re.compile(r"[-+]?\d+(?:[.,]\d+)*,\d+")
 
 
 def as_text(series: pd.Series) -> pd.Series:
@@ -20,13 +35,29 @@ def as_text(series: pd.Series) -> pd.Series:
 
 
 def server_ids(series: pd.Series, source: str) -> pd.Series:
-    """``server_id`` values as stripped text; an empty one is an error."""
+    """``server_id`` values as stripped text; an empty one, or one holding a control or
+    text-direction character, is an error."""
     ids = as_text(series)
     empty = ids.isna() | ids.eq("")
     if empty.any():
         raise fail(
             source,
             f"{col('server_id')}: {plural(int(empty.sum()), 'empty value')} ({data_rows(empty)})",
+        )
+    # Refused rather than cleaned: an id is matched between the files and printed in every
+    # report, and a cleaned id would no longer be the one the user's other tools know.
+    distinct = pd.Series(ids.unique())
+    unsafe = distinct[distinct.map(lambda text: unprintable(text) is not None)]
+    if len(unsafe):
+        flagged = ids.isin(unsafe).to_numpy()
+        first = int(np.flatnonzero(flagged)[0])
+        place = row_place(source, first)
+        raise fail(
+            source,
+            f"{col('server_id')}: {plural(int(flagged.sum()), 'value')} with a control or "
+            f"text-direction character, the first {show(ids.iloc[first])} "
+            f"({unprintable(ids.iloc[first])}){f' at {place}' if place else ''}: a server id "
+            "must be printable text; remove the character from the file",
         )
     return ids
 
@@ -47,10 +78,18 @@ def as_number(series: pd.Series, source: str, column: str) -> pd.Series:
     bad_unique = (numbers.isna() & ~blank).to_numpy()
     if bad_unique.any():
         bad_rows = np.isin(codes, np.flatnonzero(bad_unique))
+        bad_text = text[bad_unique]
+        comma = bad_text[bad_text.map(lambda cell: bool(_NUMBER_WITH_COMMA.fullmatch(cell)))]
+        hint = (
+            f"; {show(comma.iloc[0])} has a comma: write numbers with a decimal point and no "
+            "thousands separator (12.5, 1234.5)"
+            if len(comma)
+            else ""
+        )
         raise fail(
             source,
             f"{col(column)}: {plural(int(bad_rows.sum()), 'non-numeric value')}"
-            f"{examples(series[bad_rows].iloc[:200])}",
+            f"{examples(series[bad_rows].iloc[:200])}{hint}",
         )
     values = numbers.to_numpy().take(codes)
     values[codes < 0] = np.nan

@@ -7,10 +7,25 @@ days (``_day_frame``); problems are one-line errors (``messages``).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.ingest.messages import col, data_rows, examples, fail, plural, warn
+from capacity_forecaster.ingest.messages import (
+    col,
+    data_rows,
+    examples,
+    fail,
+    plural,
+    show,
+    warn,
+)
+from capacity_forecaster.ingest.read import row_place
+
+# A day-first date as Excel writes it in most of the world (31/01/2026, 31.01.2026, 31-01-26),
+# optionally with a time: day, month and year.
+_DAY_FIRST = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T].*)?")
 
 
 def parse_dates(
@@ -86,10 +101,14 @@ def _checked(
     parsed = parsed.astype("datetime64[ns]")
     unparseable = parsed.isna().to_numpy() & ~empty
     if unparseable.any():
+        count = int(unparseable.sum())
+        place = row_place(source, int(np.flatnonzero(unparseable)[0]))
+        where = "" if not place else f" at {place}" if count == 1 else f", the first at {place}"
+        hint = _day_first_hint(series[unparseable]) or "expected dates like '2024-01-31'"
         raise fail(
             source,
-            f"{col(column)}: {plural(int(unparseable.sum()), 'unparseable or out-of-range date')}"
-            f"{examples(series[unparseable].iloc[:200])}; expected dates like '2024-01-31'",
+            f"{col(column)}: {plural(count, 'unparseable or out-of-range date')}"
+            f"{examples(series[unparseable].iloc[:200])}{where}; {hint}",
         )
     if not allow_empty and empty.any():
         raise fail(
@@ -97,6 +116,24 @@ def _checked(
             f"{col(column)}: {plural(int(empty.sum()), 'empty value')} ({data_rows(empty)})",
         )
     return parsed
+
+
+def _day_first_hint(values: pd.Series) -> str | None:
+    """What to do when an unparseable value is a day-first date (its day above 12), else None.
+
+    pandas reads 01/02/2026 as 2 January, so a day-first file fails only on its days above 12:
+    every value needs rewriting, not just the ones named.
+    """
+    for value in values.iloc[:1000]:
+        found = _DAY_FIRST.fullmatch(str(value).strip())
+        if found and int(found[1]) > 12 and 1 <= int(found[3]) <= 12:
+            day, month, year = found[1], found[3], found[4]
+            meant = f": {show(str(value).strip())} is {year}-{int(month):02d}-{int(day):02d}"
+            return (
+                f"the dates look day-first (day/month/year{meant if len(year) == 4 else ''}), "
+                "which is ambiguous (01/02 could be 2 January): write every date as YYYY-MM-DD"
+            )
+    return None
 
 
 def _parse_uniques(uniques: pd.Index) -> tuple[pd.DatetimeIndex, str | None]:

@@ -21,10 +21,24 @@ logger = logging.getLogger(__name__)
 MAX_EXAMPLES = 3
 MAX_SHOWN_CHARS = 40
 
+# Characters that change how a line prints rather than what it says: C0 and C1 controls (NUL,
+# tab, newline, escape), the line and paragraph separators, and the bidirectional marks,
+# embeddings, overrides and isolates (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069),
+# which can make "srv-1<U+202E>gol" print as "srv-1log".
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
 
 def one_line(text: str) -> str:
-    """``text`` with line breaks and tabs turned into spaces, stripped."""
-    return re.sub(r"[\r\n\t\v\f]+", " ", str(text)).strip()
+    """``text`` with line breaks and tabs turned into spaces, other ``UNPRINTABLE``
+    characters shown as escapes (``\\u202e``), stripped."""
+    spaced = re.sub(r"[\r\n\t\v\f]+", " ", str(text))
+    return UNPRINTABLE.sub(lambda found: f"\\u{ord(found.group()):04x}", spaced).strip()
+
+
+def unprintable(text: str) -> str | None:
+    """The code point (``U+202E``) of the first ``UNPRINTABLE`` character in ``text``, or None."""
+    found = UNPRINTABLE.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
 
 
 def show(value: Any) -> str:
@@ -83,6 +97,24 @@ def data_rows(mask: np.ndarray | pd.Series) -> str:
     rows = np.flatnonzero(flagged)[:MAX_EXAMPLES] + 1
     label = "data row" if int(flagged.sum()) == 1 else "data rows"
     return f"{label} {', '.join(str(r) for r in rows)}"
+
+
+def repeated_name(columns: Sequence[str]) -> str | None:
+    """What is wrong when a column name appears more than once (names compared stripped, as
+    validation does), with the 1-based positions of the first such name; None when none does."""
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(columns, start=1):
+        positions.setdefault(str(name).strip(), []).append(position)
+    repeated = [name for name, at in positions.items() if len(at) > 1]
+    if not repeated:
+        return None
+    first = positions[repeated[0]]
+    at = f"{', '.join(str(p) for p in first[:-1])} and {first[-1]}"
+    others = f"; {plural(len(repeated) - 1, 'more name')} repeated: {names(repeated[1:])}"
+    return (
+        f"duplicate column name {show(repeated[0])} (columns {at}): keep one, or rename the "
+        f"other{'s' if len(first) > 2 else ''}{others if len(repeated) > 1 else ''}"
+    )
 
 
 def plural(count: int, word: str) -> str:

@@ -22,7 +22,7 @@ from capacity_forecaster.core.storage import RunStorage, list_source, read_sourc
 from capacity_forecaster.ingest.cloudwatch_live import read_cloudwatch
 from capacity_forecaster.ingest.formats import FormatResult, read_export
 from capacity_forecaster.ingest.messages import col, examples, plural, warn
-from capacity_forecaster.ingest.read import read_table
+from capacity_forecaster.ingest.read import DERIVED_ROWS, read_table
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +61,14 @@ def read_fleet(params: Params, storage: RunStorage, stage: str) -> RawFleet:
         inputs["metrics"],
         inputs["servers"],
     )
+    warnings: list[str] = []
     return RawFleet(
-        read_table(metrics_bytes, metrics_source),
-        read_table(servers_bytes, servers_source),
+        read_table(metrics_bytes, metrics_source, warnings),
+        read_table(servers_bytes, servers_source, warnings),
         metrics_source,
         servers_source,
         {"source": data.source, "format": "daily", "files": [metrics_source, servers_source]},
+        warnings,
     )
 
 
@@ -79,9 +81,11 @@ def _read_export(params: Params) -> RawFleet:
     names = [n for n in list_source(data.metrics_path, s3) if not _same(n, data.servers_path)]
     logger.info("%s: %s (format %s)", data.metrics_path, plural(len(names), "file"), data.format)
     result = read_export(data.format, [(name, read_source(name, s3)) for name in names], data)
-    inventory = read_table(read_source(data.servers_path, s3), data.servers_path)
     warnings = list(result.warnings)
+    inventory = read_table(read_source(data.servers_path, s3), data.servers_path, warnings)
     servers = overlay_export_capacity(inventory, result, data.servers_path, warnings)
+    # Named after metrics_path, but its rows are server-days, no lines of the export's files.
+    result.metrics.attrs[DERIVED_ROWS] = True
     summary = {
         "source": "file",
         "format": data.format,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -24,8 +24,9 @@ from capacity_forecaster.core.contract import (
     SERVER_REQUIRED_COLUMNS,
     SERVER_TEXT_COLUMNS,
 )
+from capacity_forecaster.core.errors import DataValidationError
 from capacity_forecaster.core.params import MIN_HISTORY_FLOOR
-from capacity_forecaster.core.vocabulary import METRICS
+from capacity_forecaster.core.vocabulary import METRICS, MetricName
 from capacity_forecaster.ingest.coerce import as_number, as_text, server_ids
 from capacity_forecaster.ingest.dates import parse_dates
 from capacity_forecaster.ingest.messages import (
@@ -36,10 +37,12 @@ from capacity_forecaster.ingest.messages import (
     for_servers,
     names,
     plural,
+    repeated_name,
     show,
     warn,
 )
 from capacity_forecaster.ingest.quality import coverage
+from capacity_forecaster.ingest.read import DERIVED_ROWS, row_place
 from capacity_forecaster.ingest.retired import (
     SET_ASIDE_COLUMNS,
     OffAndStale,
@@ -50,6 +53,11 @@ logger = logging.getLogger(__name__)
 
 # Percent values this far above 100 are float noise from upstream tools: clipped silently.
 PERCENT_TOLERANCE = 1e-6
+
+# A stray date: at most this many rows at one end of a server's history, cut off from the rest
+# by a gap of more than this many days (a mistyped year, Excel's 1900-01-01, epoch 1970-01-01).
+MAX_STRAY_ROWS = 3
+STRAY_GAP_DAYS = 31
 
 
 # Clipped values above 100 %, per server and metric: {"srv-1": {"cpu_p95": 3}}.
@@ -79,6 +87,25 @@ class _SortedRows(NamedTuple):
     days: np.ndarray
     server_codes: np.ndarray
     server_names: pd.Index
+    named_in: str = ""  # where rows are named (row_place): the file, '' for an export's table
+
+
+class _Stray(NamedTuple):
+    """A row cut off from the rest of its server's history: its sorted position, and the
+    nearest day of the rest (after it when ``before_rest``)."""
+
+    position: int
+    nearest: np.datetime64
+    before_rest: bool
+
+
+class _Sparse(NamedTuple):
+    """A metric missing more than data.max_missing_share of its server-days."""
+
+    metric: str
+    share: float
+    missing: int
+    expected: int
 
 
 # --------------------------------------------------------------------------- metrics
@@ -106,6 +133,8 @@ def validate_metrics(
     """
     started = time.perf_counter()
     warnings: list[str] = []
+    # Where rows are named (row_place): the file's, unless the table was built from an export.
+    rows_source = "" if df.attrs.get(DERIVED_ROWS) else source
     frame = _prepare(df, source, METRIC_COLUMNS[:2], index_keys=METRIC_COLUMNS)
     frame = _not_monitored(frame, source, warnings)
     extra = [c for c in frame.columns if c not in METRIC_COLUMNS]
@@ -119,7 +148,7 @@ def validate_metrics(
         metric: _percent(frame[metric], ids, source, metric, over_100, clipped, warnings)
         for metric in METRICS
     }
-    rows = _sort_rows(ids, dates, source)
+    rows = _sort_rows(ids, dates, source, values, rows_source)
     columns: dict[str, np.ndarray | pd.Series] = {
         "date": rows.days,
         "server_id": pd.Series(
@@ -142,7 +171,7 @@ def validate_metrics(
                 "nothing left to forecast",
             )
     clean = off.metrics
-    _check_missing_shares(clean, source, max_missing_share, warnings, off.all_zero_days)
+    _check_missing_shares(clean, source, max_missing_share, warnings, off.all_zero_days, rows)
     logger.info(
         "%s: %d rows, %d servers, %d days valid in %.2fs",
         source,
@@ -240,27 +269,64 @@ def _percent(
     return array
 
 
-def _sort_rows(ids: pd.Series, dates: pd.Series, source: str) -> _SortedRows:
-    """Sort by (server_id, date) once; duplicates are then neighbours, and an error."""
+def _sort_rows(
+    ids: pd.Series,
+    dates: pd.Series,
+    source: str,
+    values: Mapping[MetricName, np.ndarray],
+    rows_source: str,
+) -> _SortedRows:
+    """Sort by (server_id, date) once; duplicates are then neighbours, and an error naming
+    their rows in ``rows_source`` (``row_place``)."""
     server_codes, server_names = pd.factorize(ids, sort=True)
     day_values = dates.to_numpy()
     order = np.lexsort((day_values, server_codes))
     if not np.array_equal(order, np.arange(len(order))):
         logger.info("%s: rows were not sorted by server_id, date; sorted", source)
-    server_codes, day_values = server_codes[order], day_values[order]
+    rows = _SortedRows(
+        order, day_values[order], server_codes[order], pd.Index(server_names), rows_source
+    )
     repeat = np.zeros(len(order), dtype=bool)
-    repeat[1:] = (server_codes[1:] == server_codes[:-1]) & (day_values[1:] == day_values[:-1])
+    repeat[1:] = (rows.server_codes[1:] == rows.server_codes[:-1]) & (
+        rows.days[1:] == rows.days[:-1]
+    )
     if repeat.any():
-        shown = ", ".join(
-            f"({show(server_names[int(server_codes[i])])}, {show(pd.Timestamp(day_values[i]))})"
-            for i in np.flatnonzero(repeat)[:MAX_EXAMPLES]
-        )
-        raise fail(
-            source,
-            f"columns 'server_id', 'date': {plural(int(repeat.sum()), 'duplicate row')} "
-            f"(e.g. {shown}); expected one row per server per day",
-        )
-    return _SortedRows(order, day_values, server_codes, pd.Index(server_names))
+        raise _duplicate_days(rows, repeat, source, values)
+    return rows
+
+
+def _duplicate_days(
+    rows: _SortedRows, repeat: np.ndarray, source: str, values: Mapping[MetricName, np.ndarray]
+) -> DataValidationError:
+    """The error for rows repeating a server-day (``repeat`` flags each sorted row that repeats
+    the one before): the first server-day and its row count, and what the rows look like."""
+    second = int(np.flatnonzero(repeat)[0])
+    last = second
+    while last + 1 < len(repeat) and repeat[last + 1]:
+        last += 1
+    server_days = int((repeat[1:] & ~repeat[:-1]).sum())
+    places = [row_place(rows.named_in, int(rows.order[i])) for i in (second - 1, second)]
+    at = f" ({' and '.join(places)})" if all(places) else ""
+    sorted_values = [values[m][rows.order] for m in METRICS]
+    copies = all(
+        np.array_equal(v[1:][repeat[1:]], v[:-1][repeat[1:]], equal_nan=True) for v in sorted_values
+    )
+    # Identical rows are an export written twice; rows that differ are several samples a day,
+    # which the samples format reads and reduces to each day's P95.
+    hint = (
+        "the repeated rows hold the same values: remove the copies"
+        if copies
+        else "for several samples a day, write rows of timestamp, server_id, metric, value and "
+        "set data.format: samples (it takes each day's P95)"
+    )
+    server = rows.server_names[int(rows.server_codes[second])]
+    return fail(
+        source,
+        f"columns 'server_id', 'date': {plural(int(repeat.sum()), 'duplicate row')} on "
+        f"{plural(server_days, 'server-day')}, the first {show(server)} with "
+        f"{last - second + 2} rows on {show(pd.Timestamp(rows.days[second]))}{at}; expected "
+        f"one row per server per day; {hint}",
+    )
 
 
 def _history_span(days: np.ndarray, source: str, min_history_days: int) -> int:
@@ -325,18 +391,45 @@ def _check_missing_shares(
     max_missing_share: float,
     warnings: list[str],
     off_days: dict[str, int] | None = None,
+    rows: _SortedRows | None = None,
 ) -> None:
     """Each metric's missing share (empty values plus absent days within each server's
     first..last date, less its all-zero ``off_days``, which are known rather than missing) at
     most ``max_missing_share``, over the servers that report it at all; the servers that never
-    report a metric the rest of the fleet reports are named instead."""
+    report a metric the rest of the fleet reports are named instead. When a few stray dates
+    (``rows``, ``_stray_rows``) are what pushes a share over, the first is named by its row."""
+    too_sparse = _too_sparse(clean, max_missing_share, off_days or {}, source, warnings)
+    if not too_sparse:
+        return
+    if rows is not None:
+        _fail_on_stray_dates(clean, rows, source, max_missing_share, off_days or {}, too_sparse)
+    shares = ", ".join(
+        f"{col(s.metric)} missing share {s.share:.3f} ({s.missing} of {s.expected} server-days)"
+        for s in too_sparse
+    )
+    raise fail(
+        source,
+        f"{shares}: above data.max_missing_share {max_missing_share:g} "
+        "(empty values plus absent days within each server's first..last date)",
+    )
+
+
+def _too_sparse(
+    clean: pd.DataFrame,
+    max_missing_share: float,
+    off_days: dict[str, int],
+    source: str,
+    warnings: list[str] | None,
+) -> list[_Sparse]:
+    """The metrics whose missing share is above ``max_missing_share`` (``_check_missing_shares``);
+    the servers never reporting a metric are warned about when ``warnings`` is given."""
     too_sparse = []
     for metric in METRICS:
         reporting = clean.groupby("server_id", sort=True)[metric].count()
         silent = reporting.index[reporting.eq(0)]
         if len(silent) == len(reporting):
             continue  # not monitored at all: warned once by _not_monitored
-        if len(silent):
+        if len(silent) and warnings is not None:
             warn(
                 warnings,
                 source,
@@ -346,19 +439,82 @@ def _check_missing_shares(
             )
         reporters = clean[~clean["server_id"].isin(silent)]
         expected, _, counts = coverage(reporters)
-        expected -= sum((off_days or {}).get(s, 0) for s in reporters["server_id"].unique())
+        expected -= sum(off_days.get(s, 0) for s in reporters["server_id"].unique())
         missing = max(expected - counts[metric], 0)
         share = missing / expected if expected else 0.0
         if share > max_missing_share:
-            too_sparse.append(
-                f"{col(metric)} missing share {share:.3f} ({missing} of {expected} server-days)"
-            )
-    if too_sparse:
-        raise fail(
-            source,
-            f"{', '.join(too_sparse)}: above data.max_missing_share {max_missing_share:g} "
-            "(empty values plus absent days within each server's first..last date)",
-        )
+            too_sparse.append(_Sparse(metric, share, missing, expected))
+    return too_sparse
+
+
+def _fail_on_stray_dates(
+    clean: pd.DataFrame,
+    rows: _SortedRows,
+    source: str,
+    max_missing_share: float,
+    off_days: dict[str, int],
+    too_sparse: list[_Sparse],
+) -> None:
+    """Fail naming the first stray date by its row when, without the stray dates, no metric's
+    missing share would be too high.
+
+    A lone distant date is a valid date; it is only known to be wrong when it stretches its
+    server's history so far that the days between make the share fail, and the user would
+    otherwise be told about missing values on every column instead of one cell.
+    """
+    strays = _stray_rows(rows)
+    if not strays:
+        return
+    positions = np.array([stray.position for stray in strays])
+    stray_keys = pd.MultiIndex.from_arrays(
+        [rows.server_names[rows.server_codes[positions]], pd.DatetimeIndex(rows.days[positions])]
+    )
+    is_stray = pd.MultiIndex.from_arrays([clean["server_id"], clean["date"]]).isin(stray_keys)
+    if not is_stray.any() or _too_sparse(
+        clean[~is_stray], max_missing_share, off_days, source, None
+    ):
+        return
+    first = min(strays, key=lambda stray: int(rows.order[stray.position]))
+    day = rows.days[first.position]
+    server = rows.server_names[int(rows.server_codes[first.position])]
+    place = row_place(rows.named_in, int(rows.order[first.position]))
+    gap = abs(int((day - first.nearest) // np.timedelta64(1, "D")))
+    worst = max(too_sparse, key=lambda sparse: sparse.share)
+    others = f"; {plural(len(strays) - 1, 'more date')} like it" if len(strays) > 1 else ""
+    raise fail(
+        source,
+        f"{col('date')}: {show(pd.Timestamp(day))}{f' at {place}' if place else ''} (server "
+        f"{show(server)}) lies {gap} days {'before' if first.before_rest else 'after'} the rest "
+        f"of its history, which {'starts' if first.before_rest else 'ends'} "
+        f"{show(pd.Timestamp(first.nearest))}, so the days between count as "
+        f"missing ({col(worst.metric)} missing share {worst.share:.3f}, data.max_missing_share "
+        f"{max_missing_share:g})"
+        f"{others}: fix the date, or remove the row",
+    )
+
+
+def _stray_rows(rows: _SortedRows) -> list[_Stray]:
+    """Rows cut off from the rest of their server's history: at most ``MAX_STRAY_ROWS`` at one
+    end, beyond its widest gap, when that gap is over ``STRAY_GAP_DAYS``."""
+    starts = np.r_[0, np.flatnonzero(np.diff(rows.server_codes)) + 1]
+    ends = np.r_[starts[1:], len(rows.days)]
+    gaps = np.diff(rows.days) // np.timedelta64(1, "D")
+    strays: list[_Stray] = []
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if end - start < 2:
+            continue
+        widest = int(np.argmax(gaps[start : end - 1]))
+        if gaps[start + widest] <= STRAY_GAP_DAYS:
+            continue
+        head = widest + 1  # rows before the widest gap
+        tail = end - start - head
+        if head <= MAX_STRAY_ROWS and head < tail:
+            nearest = rows.days[start + head]
+            strays += [_Stray(p, nearest, True) for p in range(start, start + head)]
+        elif tail <= MAX_STRAY_ROWS and tail < head:
+            nearest = rows.days[start + head - 1]
+            strays += [_Stray(p, nearest, False) for p in range(start + head, end)]
+    return strays
 
 
 # --------------------------------------------------------------------------- servers
@@ -495,12 +651,10 @@ def _prepare(
     if in_index:
         logger.info("%s: moved index level(s) %s to columns", source, in_index)
         frame = frame.reset_index(level=in_index)
+    problem = repeated_name([str(c) for c in frame.columns])
+    if problem:
+        raise fail(source, problem)
     frame.columns = [str(c).strip() for c in frame.columns]
-    duplicated = frame.columns[frame.columns.duplicated()].unique().tolist()
-    if duplicated:
-        raise fail(
-            source, f"{plural(len(duplicated), 'duplicate column name')}: {names(duplicated)}"
-        )
     frame = frame.reset_index(drop=True)
     if frame.empty:
         raise fail(source, f"0 rows (columns: {names(list(frame.columns)) or 'none'})")

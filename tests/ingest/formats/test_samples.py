@@ -244,6 +244,28 @@ def test_bad_input_is_one_line_naming_file_column_and_row(
         assert fragment in message
 
 
+@pytest.mark.parametrize("character", ["\t", "\x00", "\u202e", "\u2067"])
+@pytest.mark.parametrize("name", ["samples.csv", "samples.parquet"])
+def test_a_server_id_with_a_control_or_direction_character_is_refused(
+    character: str, name: str
+) -> None:
+    rows = [*five_minute_rows("web-1", "cpu", "2024-03-01", 3), ("2024-03-01", "web-1", "cpu", 1)]
+    rows[2] = (rows[2][0], f"web{character}-2", "cpu", 5.0)
+    frame = pd.DataFrame(rows, columns=["timestamp", "server_id", "metric", "value"])
+    if name.endswith(".csv"):
+        data = frame.to_csv(index=False).encode()
+    else:
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    message = _error(data, name=name)
+    assert message.startswith(f"{name}: column 'server_id' 'web")
+    assert f"at data row 3 has a control or text-direction character (U+{ord(character):04X})" in (
+        message
+    )
+    assert character not in message
+
+
 def test_a_bad_cell_far_down_a_large_file_is_found() -> None:
     # Past pyarrow's first block (1 MiB), where the column types were already inferred.
     rows = five_minute_rows("web-1", "cpu", "2024-01-01", 40_000)

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from capacity_forecaster.ingest.messages import col, fail, one_line, show
+from capacity_forecaster.ingest.messages import col, fail, one_line, show, unprintable
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ def _load_part(
     missing_columns = [c for c in SAMPLE_COLUMNS if c not in table.column_names]
     if missing_columns:
         raise fail(source, f"no {col(missing_columns[0])} (columns: {table.column_names})")
+    _check_server_ids(table, source)
     instant, day = _time_sql(table, source, timezone)
     value = "value" if _is_number(table.schema.field("value").type) else "TRY_CAST(value AS DOUBLE)"
     con.register("part", table.select(list(SAMPLE_COLUMNS)))
@@ -156,6 +157,21 @@ def _check_part(
             "write plain numbers such as 42.5 (empty cells are allowed and skipped)"
         ),
     )
+
+
+def _check_server_ids(table: pa.Table, source: str) -> None:
+    """Fail naming the data row of the first server_id holding a control or text-direction
+    character (``messages.UNPRINTABLE``): refused, as in a daily table (``coerce.server_ids``)."""
+    for server_id in pc.unique(table.column("server_id")).to_pylist():
+        code = unprintable(server_id) if isinstance(server_id, str) else None
+        if code:
+            row = first_row(table, "server_id", server_id)
+            raise fail(
+                source,
+                f"{col('server_id')} {show(server_id)} at data row {row} has a control or "
+                f"text-direction character ({code}): a server id must be printable text; "
+                "remove the character from the export",
+            )
 
 
 def _fail_on_first(
