@@ -7,6 +7,8 @@ import io
 import pypdf
 import pytest
 
+from capacity_forecaster.reporting import tables
+from capacity_forecaster.reporting.pdf import build_pdf
 from tests.reporting import report_fleet
 from tests.reporting.report_fleet import (
     BACKTEST_ORIGINS,
@@ -89,3 +91,18 @@ def test_pdf_cover_shows_the_forecast_horizon_and_data_window(fleet: Fleet) -> N
         "Forecast horizon 5 days (2026-07-01 \u2013 2026-07-05) \u00b7 "
         "data 2025-06-01 \u2013 2026-06-30 \u00b7 generated 2026-07-01"
     ) in cover
+
+
+def test_the_pdf_gives_each_at_risk_series_its_sized_action(fleet: Fleet) -> None:
+    at_risk = tables.at_risk_table(fleet.risk, 20, clusters=fleet.clusters)
+    pdf_bytes = build_pdf(
+        fleet.headline(),
+        at_risk,
+        tables.accuracy_table(fleet.metrics),
+        tables.cluster_table(fleet.recommendations, fleet.clusters),
+        tables.recommendation_table(fleet.clusters),
+        None,
+    )
+    text = " ".join(" ".join(pdf_pages(pdf_bytes)).split())
+    assert "Sized actions" in text
+    assert "64 -> 96 GB memory: forecast peak 60 %, +$250/month" in text

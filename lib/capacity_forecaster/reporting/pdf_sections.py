@@ -407,7 +407,34 @@ def at_risk_section(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
     story.append(report_table(at_risk, columns, styles, level_column="Risk level"))
     story.append(Spacer(1, 2 * mm))
     story.append(paragraph(pdf_safe(trust_legend()), styles.note))
+    story += _sized_actions(at_risk, styles)
     return story
+
+
+def _sized_actions(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
+    """What each listed series should move to (``tables.series_actions``), when the table
+    carries the actions."""
+    if "Action" not in at_risk or not (at_risk["Action"] != "").any():
+        return []
+    rows = at_risk[at_risk["Action"] != ""]
+    columns = [
+        Column("Rank", "#", 7),
+        Column("Server", "Server", 30),
+        Column("Metric", "Metric", 16),
+        Column("Risk level", "Level", 14),
+        Column("Action", "Size to move to: forecast peak there, monthly cost change", 107),
+    ]
+    return [
+        Spacer(1, 3 * mm),
+        paragraph("Sized actions", styles.h2),
+        paragraph(
+            "The size at which the forecast's upper bound stays under the threshold (at least "
+            "one size up), the forecast's highest day at that size, and the change in the "
+            "server's monthly cost (half follows cores, half memory; disks are not priced).",
+            styles.note,
+        ),
+        report_table(rows, columns, styles, level_column="Risk level"),
+    ]
 
 
 # --------------------------------------------------------------------------- accuracy
