@@ -248,7 +248,7 @@ def _season_factories() -> dict:
     return {
         "seasonal_naive": SeasonalNaiveModel,
         "robust_trend": RobustTrendModel,
-        "gradient_boosting": _never_fitted,
+        "prophet": _never_fitted,  # fits the year: never refitted a year earlier
     }
 
 
