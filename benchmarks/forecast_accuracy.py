@@ -171,7 +171,10 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
     forecasts, fit_seconds = forecast_holdout(factories, train, servers, dates, n_series)
     forecasts = forecasts.merge(scale, on=SERIES, how="left")
     forecasts["horizon"] = (forecasts["date"] - cut).dt.days
-    forecasts = intervals.apply(forecasts, calibration)
+    # As stage 05 draws them: past the days a short history's backtest scored, extended.
+    forecasts = intervals.apply(
+        forecasts, calibration, scored_horizon_days=result.plan.horizon_days
+    )
     if args.peers:
         peer_rows, peer_seconds = peers.peer_forecasts(
             train[[*SERIES, "date", "value"]], dates, params.models.interval, args.n_jobs
