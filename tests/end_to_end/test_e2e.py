@@ -231,7 +231,7 @@ def test_reports_read_back_with_the_headline_figures(ci_run) -> None:
         assert breach["server_id"] in text
 
     workbook = openpyxl.load_workbook(reports / "details.xlsx", read_only=True)
-    assert workbook.sheetnames == ["Summary", "At risk", "Forecasts", "Model metrics",
+    assert workbook.sheetnames == ["Summary", "Risk (all series)", "Forecasts", "Model metrics",
                                    "Clusters", "Recommendations", "Data quality"]  # fmt: skip
     forecasts = pd.read_parquet(root / "forecasts" / "forecasts.parquet")
 
@@ -245,8 +245,10 @@ def test_reports_read_back_with_the_headline_figures(ci_run) -> None:
         return rows
 
     assert data_rows("Forecasts") == int(forecasts["is_champion"].sum())
-    assert data_rows("At risk") == len(risk)
-    legend = [r[0] for r in workbook["At risk"].iter_rows(values_only=True) if r and r[0]][-1]
+    assert data_rows("Risk (all series)") == len(risk)
+    legend = [
+        r[0] for r in workbook["Risk (all series)"].iter_rows(values_only=True) if r and r[0]
+    ][-1]
     assert str(legend).startswith("Trust: A: ")
 
 

@@ -82,7 +82,7 @@ def test_workbook_has_no_formula_and_keeps_the_names(hostile_run: Path) -> None:
     workbook = openpyxl.load_workbook(path, read_only=True)
     values = [
         cell
-        for sheet in ("At risk", "Clusters", "Forecasts")
+        for sheet in ("Risk (all series)", "Clusters", "Forecasts")
         for row in workbook[sheet].iter_rows(values_only=True)
         for cell in row
         if isinstance(cell, str)

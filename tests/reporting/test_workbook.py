@@ -42,7 +42,7 @@ def test_workbook_sheets_headers_filters_and_formats(fleet: Fleet) -> None:
         assert header.font.b, sheet.title
         assert header.fill.fgColor.rgb.endswith("1F3864"), sheet.title
 
-    at_risk = book["At risk"]
+    at_risk = book["Risk (all series)"]
     headers = [cell.value for cell in at_risk[1]]
     last_column = openpyxl.utils.get_column_letter(len(headers))
     assert at_risk.auto_filter.ref == f"A1:{last_column}19"  # 18 series + header

@@ -1,10 +1,10 @@
 """Stage 08: reports/details.xlsx, the workbook behind the PDF, built with openpyxl.
 
-Sheets, in this order: Summary, At risk, Forecasts, Model metrics, Clusters, Recommendations,
+Sheets, in this order: Summary, Risk (all series), Forecasts, Model metrics, Clusters, Recommendations,
 Data quality. Each has a bold header row on navy, frozen (``freeze_panes = "A2"``), an
 autofilter over its table, column widths from its contents and number formats by column kind
 (``text.COLUMN_KINDS``: utilisation points 0.0, shares 0.0%, probabilities 0%, money #,##0,
-dates yyyy-mm-dd). The At risk sheet colours its risk level column with conditional formatting
+dates yyyy-mm-dd). The Risk sheet (every series, at-risk ones first) colours its risk level column with conditional formatting
 (high red, medium amber, low green, the colours of ``style.RISK_LEVEL_COLOURS``).
 
 Formula injection: every value goes through ``text.excel_safe`` (a text starting with
@@ -56,9 +56,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["EXCEL_MAX_ROWS", "SHEETS", "build_workbook", "check_workbook"]
 
+# Every series, in urgency order: named for what it holds, not only the at-risk ones.
+RISK_SHEET = "Risk (all series)"
 SHEETS = (
     "Summary",
-    "At risk",
+    RISK_SHEET,
     "Forecasts",
     "Model metrics",
     "Clusters",
@@ -205,7 +207,7 @@ def _write_table(
 def _colour_levels(sheet: WriteOnlyWorksheet, frame: pd.DataFrame, column: str) -> None:
     """Conditional formatting on the risk level column: high red, medium amber, low green."""
     if column not in frame.columns:
-        raise ValueError(f"At risk table lacks column {column!r}")
+        raise ValueError(f"{RISK_SHEET} table lacks column {column!r}")
     letter = get_column_letter(list(frame.columns).index(column) + 1)
     cells = f"{letter}2:{letter}{max(len(frame), 1) + 1}"
     for level, (fill, ink) in LEVEL_STYLES.items():
@@ -412,8 +414,8 @@ def build_workbook(
     sheets = {name: workbook.create_sheet(title=name) for name in SHEETS}
 
     _write_summary(sheets["Summary"], summary, forecast_note)
-    _colour_levels(sheets["At risk"], at_risk, "Risk level")
-    _write_table(sheets["At risk"], at_risk, [_SheetNote(trust_legend())])
+    _colour_levels(sheets[RISK_SHEET], at_risk, "Risk level")
+    _write_table(sheets[RISK_SHEET], at_risk, [_SheetNote(trust_legend())])
     _write_table(sheets["Forecasts"], forecast_frame, forecast_notes)
     _write_table(sheets["Model metrics"], model_metrics)
     _write_table(sheets["Clusters"], clusters)
