@@ -15,6 +15,8 @@ import logging
 import sys
 
 from capacity_forecaster.core.errors import CapacityForecasterError, ParamsError
+from capacity_forecaster.runner.interrupt import EXIT_CODE as INTERRUPTED_EXIT_CODE
+from capacity_forecaster.runner.interrupt import RunInterrupted
 from capacity_forecaster.runner.pipeline import describe_pipeline, discover_stages, run_pipeline
 
 
@@ -71,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:  # Ctrl-C, after the manifest recorded where the run stopped
+        print(f"error: {exc}", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     except CapacityForecasterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the run started, or a second one between stages
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT_CODE
     return 0
 
 

@@ -1,8 +1,8 @@
 """Faults around a run: a run killed mid-stage, two runs at once, SSE-KMS on S3.
 
 Interrupted work never leaves a file a later stage would take for finished (local writes go
-through a temporary name; notebooks execute into a hidden temporary file; the manifest is
-written last), other runs are untouched, and ``--from`` completes the run.
+through a temporary name; notebooks execute into a hidden temporary file; the manifest says
+'running' until the run ends), other runs are untouched, and ``--from`` completes the run.
 """
 
 from __future__ import annotations
@@ -82,7 +82,15 @@ def test_a_run_killed_mid_stage_leaves_nothing_that_looks_finished(tmp_path: Pat
     process.wait(timeout=60)
     assert wait_for_none(marker, 30) == []  # kernel, workers and their helpers all gone
 
-    assert not (root / "manifest.json").exists()  # the run did not finish, and says so
+    # The run did not finish, and says so: its manifest still says 'running', with what it did.
+    killed = json.loads((root / "manifest.json").read_text())
+    assert killed["status"] == "running" and killed["artifacts"] is None
+    assert {s["stage"]: s["status"] for s in killed["stages"]} == {
+        "01_generate": "succeeded", "02_load": "succeeded", "03_etl": "succeeded",
+        "04_train": "running", "05_forecast": "not_run", "06_risk": "not_run",
+        "07_cluster": "not_run", "08_report": "not_run", "09_visualize": "not_run",
+    }  # fmt: skip
+    assert (root / "run.lock").is_file()  # left by the killed process: the next run takes it
     assert not (root / "notebooks" / "04_train.ipynb").exists()  # only the hidden partial
     assert not (root / "models" / "metrics.json").exists()
     assert _digests(tmp_path / "earlier") == earlier  # another run is untouched
@@ -90,11 +98,13 @@ def test_a_run_killed_mid_stage_leaves_nothing_that_looks_finished(tmp_path: Pat
     completed = run_all("--params", CI, "--set", out, "--run-id", "killed", "--from", "04",
                         "--skip", "05,06,07,08,09")  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"taking over the lock left by pid {process.pid} on host" in completed.stderr
+    assert "04_train: an earlier invocation of run killed ended while it ran" in completed.stderr
     manifest = json.loads((root / "manifest.json").read_text())
     stages = {s["stage"]: s["status"] for s in manifest["stages"]}
     assert stages["04_train"] == "succeeded" and manifest["status"] == "incomplete"
     assert (root / "models" / "metrics.json").is_file()
-    assert not [p.name for p in root.rglob("*") if ".tmp" in p.name]
+    assert not [p.name for p in root.rglob("*") if ".tmp" in p.name or p.name == "run.lock"]
 
 
 def test_two_runs_at_once_do_not_interfere(tmp_path: Path) -> None:

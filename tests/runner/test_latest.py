@@ -79,9 +79,9 @@ def test_on_s3_it_sits_at_the_prefix_as_json(tmp_path: Path, s3_bucket: str) -> 
     assert json.loads((tmp_path / LATEST_KEY).read_text()) == expected  # the local copy too
 
 
-# run_pipeline itself, without starting a kernel: with data.source 'file' stage 01 is skipped
-# (a succeeded run), skipping every stage leaves the run incomplete, and a notebook that is
-# not a notebook fails its stage.
+# run_pipeline itself, without starting a kernel: with data.source 'file' stage 01 has nothing
+# to do (a succeeded run), leaving out the one stage a synthetic run needs leaves the run
+# incomplete, and a notebook that is not a notebook fails its stage.
 
 
 @pytest.fixture
@@ -116,7 +116,13 @@ def test_run_pipeline_moves_it_only_for_a_succeeded_run(
     assert json.loads(latest.read_text())["run_id"] == "first"
     assert json.loads(latest.read_text())["finished_at"] == manifest["finished_at"]
 
-    skipped = run_pipeline(params_file, run_id="partial", skip=["01"], notebooks_dir=notebooks_dir)
+    skipped = run_pipeline(
+        params_file,
+        overrides=["data.source=synthetic"],
+        run_id="partial",
+        skip=["01"],
+        notebooks_dir=notebooks_dir,
+    )
     assert skipped["status"] == "incomplete"
     with pytest.raises(StageFailedError):
         run_pipeline(

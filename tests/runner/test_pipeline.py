@@ -9,12 +9,8 @@ import pytest
 
 from capacity_forecaster.core.errors import CapacityForecasterError
 from capacity_forecaster.core.params import parse_params
-from capacity_forecaster.runner.pipeline import (
-    _overall_status,
-    discover_stages,
-    new_run_id,
-    select_stages,
-)
+from capacity_forecaster.runner.pipeline import discover_stages, new_run_id, select_stages
+from capacity_forecaster.runner.run_state import overall_status
 
 
 @pytest.fixture
@@ -83,7 +79,10 @@ def test_run_id_is_sortable_and_path_safe() -> None:
         (["skipped", "succeeded"], "succeeded"),
         (["succeeded", "failed", "not_run"], "failed"),
         (["succeeded", "not_run"], "incomplete"),
+        (["succeeded", "interrupted", "not_run"], "interrupted"),
+        (["succeeded", "interrupted", "failed"], "failed"),
+        (["succeeded", "running", "failed"], "running"),
     ],
 )
 def test_overall_status(statuses, overall) -> None:
-    assert _overall_status([{"status": s} for s in statuses]) == overall
+    assert overall_status([{"status": s} for s in statuses]) == overall

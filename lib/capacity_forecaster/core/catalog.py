@@ -421,7 +421,7 @@ MANIFEST = Product(
     "manifest.json",
     RUNNER,
     (),
-    "each stage's status, seconds and notebook; written last, so a run without it did not finish",
+    "each stage's status, seconds and notebook; \"running\" while a run goes on, its final status last",
     "file",
 )
 INDEX = Product(

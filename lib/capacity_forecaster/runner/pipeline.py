@@ -2,9 +2,12 @@
 
 For each stage the executed notebook, its full HTML and a shareable HTML without code cells
 land under ``<run root>/notebooks/``; index.html at the run root links them and the reports.
-manifest.json is written last (params, versions,
-per-stage status and seconds, every artifact with size and sha256), so a run without a
-manifest did not finish, and a failed run's manifest says which stage failed and where.
+manifest.json (params, versions, each stage's latest record, every artifact with size and
+sha256) always tells the run's current state: it says 'running' from the moment an invocation
+starts and before each stage, and is written last with the final status, so a failed or
+interrupted run's manifest says which stage and where, and one killed mid-stage still says
+'running' (never an earlier 'succeeded' beside changed products). See run_state for how a run
+built in pieces is judged, lock for one invocation at a time, interrupt for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.metadata
+import json
 import logging
 import os
 import platform
@@ -19,8 +23,8 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,17 @@ from capacity_forecaster.core.params import Params, check_run_id, load_params, p
 from capacity_forecaster.core.stage import PROJECT_ROOT
 from capacity_forecaster.core.storage import RunStorage, iter_files, open_run_storage
 from capacity_forecaster.reporting.index_page import render_index
+from capacity_forecaster.runner.interrupt import InterruptWatch, RunInterrupted
 from capacity_forecaster.runner.latest import write_latest
+from capacity_forecaster.runner.lock import LOCK_KEY, run_lock
+from capacity_forecaster.runner.report_notebook import shareable
+from capacity_forecaster.runner.run_state import (
+    RunState,
+    check_params_unchanged,
+    overall_status,
+    params_digest,
+    stage_not_needed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +162,7 @@ def list_artifacts(storage: RunStorage) -> list[dict[str, Any]]:
     artifacts = []
     for path in iter_files(root):
         key = path.relative_to(root).as_posix()
-        if key == MANIFEST_KEY:
+        if key in (MANIFEST_KEY, LOCK_KEY):
             continue
         entry = {"key": key, "bytes": path.stat().st_size, "sha256": sha256_of(path)}
         if storage.s3 is not None:
@@ -158,7 +172,8 @@ def list_artifacts(storage: RunStorage) -> list[dict[str, Any]]:
 
 
 def _export_html(notebook_path: Path) -> None:
-    """Full HTML (code and outputs) and a shareable report HTML with code cells hidden."""
+    """Full HTML (code and outputs) and a shareable report HTML with code cells hidden and
+    without the run's log lines and progress bars (``report_notebook.shareable``)."""
     import nbconvert
     import nbformat
 
@@ -167,7 +182,8 @@ def _export_html(notebook_path: Path) -> None:
         exporter = nbconvert.HTMLExporter(
             exclude_input=exclude_input, exclude_input_prompt=exclude_input
         )
-        body, _ = exporter.from_notebook_node(notebook)
+        shown = shareable(notebook) if exclude_input else notebook
+        body, _ = exporter.from_notebook_node(shown)
         target = notebook_path.with_suffix(suffix)
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(body, encoding="utf-8")
@@ -209,10 +225,30 @@ def _failure_message(stage: Stage, exc: BaseException) -> tuple[str, int | None]
     return f"{stage.name} failed: {type(exc).__name__}: {exc}", None
 
 
+def _stage_ended(
+    stage: Stage, record: dict[str, Any], exc: Exception, interrupts: InterruptWatch | None
+) -> None:
+    """Record how a notebook that raised ended: interrupted by Ctrl-C, or failed."""
+    message, cell = _failure_message(stage, exc)
+    if interrupts is not None and interrupts.requested:
+        where = f" in cell {cell}" if cell is not None else ""
+        record.update(status="interrupted", error=f"{stage.name} interrupted{where} (Ctrl-C)")
+        if cell is not None:
+            record["interrupted_cell"] = cell
+    else:
+        record.update(status="failed", error=message, failed_cell=cell)
+
+
 def execute_stage(
-    stage: Stage, storage: RunStorage, params_path: Path, run_id: str, kernel_name: str
+    stage: Stage,
+    storage: RunStorage,
+    params_path: Path,
+    run_id: str,
+    kernel_name: str,
+    interrupts: InterruptWatch | None = None,
 ) -> dict[str, Any]:
-    """Execute one notebook with papermill; returns its manifest record (never raises on a cell error)."""
+    """Execute one notebook with papermill; returns its manifest record (never raises on a cell
+    error). With ``interrupts``, a Ctrl-C stops the notebook and its record says 'interrupted'."""
     import papermill
 
     notebooks_dir = storage.local.root / "notebooks"
@@ -227,8 +263,10 @@ def execute_stage(
     logger.info("%s: running", stage.name)
     kernel_log = notebooks_dir / f"{stage.name}.kernel.log"
     kernel_log.unlink(missing_ok=True)
+    watch = interrupts.stage() if interrupts is not None else nullcontext(None)
     try:
-        with _kernel_stderr_to(kernel_log):
+        with _kernel_stderr_to(kernel_log), watch as kernel_manager_class:
+            extra = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
             papermill.execute_notebook(
                 str(stage.path),
                 str(partial),
@@ -237,11 +275,11 @@ def execute_stage(
                 cwd=str(stage.path.parent),
                 progress_bar=False,
                 log_output=False,
+                **extra,
             )
         record["status"] = "succeeded"
     except Exception as exc:
-        message, cell = _failure_message(stage, exc)
-        record.update(status="failed", error=message, failed_cell=cell)
+        _stage_ended(stage, record, exc, interrupts)
     finally:
         record["seconds"] = round(time.perf_counter() - started, 2)
         if partial.exists():
@@ -256,32 +294,33 @@ def execute_stage(
         elif kernel_log.exists():
             record["kernel_log"] = f"notebooks/{kernel_log.name}"
             storage.mirror_file(record["kernel_log"])
-    level = logging.INFO if record["status"] == "succeeded" else logging.ERROR
+    level = {"succeeded": logging.INFO, "interrupted": logging.WARNING}.get(
+        record["status"], logging.ERROR
+    )
     logger.log(level, "%s: %s in %.1f s", stage.name, record["status"], record["seconds"])
     return record
 
 
-def _previous_stages(storage: RunStorage) -> dict[str, dict[str, Any]]:
-    """Stage records of an earlier manifest of the same run (to complete it with --from)."""
+def _read_manifest(storage: RunStorage) -> dict[str, Any]:
+    """The run's manifest so far, from its local copy ({} for a new run or an unreadable one)."""
     if not storage.local.exists(MANIFEST_KEY):
         return {}
     try:
-        return {s["stage"]: s for s in storage.read_json(MANIFEST_KEY).get("stages", [])}
-    except (CapacityForecasterError, AttributeError, KeyError, TypeError):
+        manifest = json.loads(storage.local.read_bytes(MANIFEST_KEY))
+    except (CapacityForecasterError, ValueError) as exc:
+        logger.warning("%s: unreadable, the run's earlier records are lost: %s", MANIFEST_KEY, exc)
         return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
-def _overall_status(records: list[dict[str, Any]]) -> str:
-    statuses = {r["status"] for r in records}
-    if "failed" in statuses:
-        return "failed"
-    return "succeeded" if statuses <= {"succeeded", "skipped"} else "incomplete"
+def _artifact_keys(storage: RunStorage) -> set[str]:
+    root = storage.local.root
+    return {path.relative_to(root).as_posix() for path in iter_files(root)} - {LOCK_KEY}
 
 
 def write_index(storage: RunStorage, run_id: str, records: list[dict[str, Any]]) -> str:
     """index.html at the run root: headline figures and links to every report and notebook."""
-    root = storage.local.root
-    keys = {path.relative_to(root).as_posix() for path in iter_files(root)} | {MANIFEST_KEY}
+    keys = _artifact_keys(storage) | {MANIFEST_KEY}
     headline = None
     if catalog.HEADLINE.key in keys:
         try:
@@ -290,7 +329,7 @@ def write_index(storage: RunStorage, run_id: str, records: list[dict[str, Any]])
             logger.warning("index.html without headline figures: %s", exc)
     page = render_index(
         run_id,
-        _overall_status(records),
+        overall_status(records),
         records,
         keys,
         headline if isinstance(headline, dict) else None,
@@ -299,64 +338,143 @@ def write_index(storage: RunStorage, run_id: str, records: list[dict[str, Any]])
     return storage.write_text(catalog.INDEX.key, page)
 
 
-def write_manifest(
-    storage: RunStorage,
-    params: Params,
-    params_path: Path,
-    run_id: str,
-    records: list[dict[str, Any]],
-    started: float,
-) -> dict[str, Any]:
-    """manifest.json, last: status, params, versions, stages and every artifact."""
-    status = _overall_status(records)
+@dataclass
+class _Invocation:
+    """One call of run_pipeline on a run: what it runs with, and the run's state so far."""
+
+    run_id: str
+    storage: RunStorage
+    params: dict[str, Any]  # params_to_dict of the validated params
+    params_path: Path  # the run's own params.yaml, which the notebooks read
+    stage_names: list[str]
+    state: RunState
+    started: float = field(default_factory=time.perf_counter)
+    started_at: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.state.set(record, self.params)
+
+
+def write_manifest(invocation: _Invocation, *, final: bool = True) -> dict[str, Any]:
+    """manifest.json: status, params, versions, every stage's latest record and, when final,
+    every artifact. A run writes it when it starts and before each stage ('running'), and
+    last, so it always tells the run's current state."""
+    storage, records = invocation.storage, invocation.state.ordered(invocation.stage_names)
+    status = overall_status(records)
     failed = next((r for r in records if r["status"] == "failed"), None)
+    interrupted = next((r for r in records if r["status"] == "interrupted"), None)
+    stopped = failed or interrupted
+    digest = params_digest(invocation.params)
     manifest = {
-        "run_id": run_id,
+        "run_id": invocation.run_id,
         "status": status,
         "failed_stage": failed["stage"] if failed else None,
-        "error": failed.get("error") if failed else None,
-        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - started, 2),
+        "interrupted_stage": interrupted["stage"] if interrupted else None,
+        "error": stopped.get("error") if stopped else None,
+        "started_at": invocation.started_at,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds") if final else None,
+        "seconds": round(time.perf_counter() - invocation.started, 2),
         "run_root": str(storage.local.root),
         "mirror": storage.root_uri if storage.s3 else None,
-        "params_file": str(params_path),
-        "params": params_to_dict(params),
+        "params_file": str(invocation.params_path),
+        "params": invocation.params,
+        "params_sha256": digest,
+        "earlier_params": invocation.state.earlier_params(digest),
         "versions": package_versions(),
         "stages": records,
-        "artifacts": list_artifacts(storage),
+        # Listed once the run has stopped changing them (null while it runs).
+        "artifacts": list_artifacts(storage) if final else None,
     }
     storage.write_json(MANIFEST_KEY, manifest)
     return manifest
 
 
 def _execute_stages(
-    stages: list[Stage],
+    invocation: _Invocation,
     chosen: list[Stage],
-    storage: RunStorage,
-    params: Params,
-    run_params_path: Path,
-    run_id: str,
     kernel_name: str,
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Run the chosen stages in order until one fails: every stage's record, and the failure."""
-    records = _previous_stages(storage)
-    for stage in stages:
-        records.setdefault(stage.name, {"stage": stage.name, "status": "not_run"})
-    failure = None
+    interrupts: InterruptWatch,
+) -> dict[str, Any] | None:
+    """Run the chosen stages in order until one fails or Ctrl-C stops the run; returns the
+    record of the stage the run stopped at (None when every chosen stage succeeded)."""
     for stage in chosen:
-        if stage.number == "01" and params.data.source != "synthetic":
-            reason = f"data.source is {params.data.source!r}"
-            records[stage.name] = {"stage": stage.name, "status": "skipped", "reason": reason}
-            logger.info("%s: skipped (%s)", stage.name, reason)
-            continue
-        record = execute_stage(stage, storage, run_params_path, run_id, kernel_name)
-        records[stage.name] = record
-        if record["status"] == "failed":
-            failure = record
-            break
-    known = {s.name for s in stages}
-    ordered = [records[s.name] for s in stages] + [r for n, r in records.items() if n not in known]
-    return ordered, failure
+        if interrupts.requested:
+            # Ctrl-C between stages: the run is interrupted at the stage that did not start.
+            record = {
+                "stage": stage.name,
+                "status": "interrupted",
+                "error": f"{stage.name} not started: the run was interrupted before it (Ctrl-C)",
+                "started": False,
+            }
+            invocation.record(record)
+            return record
+        if stage_not_needed(stage.name, invocation.params):
+            continue  # recorded as skipped when the run started
+        invocation.record({"stage": stage.name, "status": "running"})
+        write_manifest(invocation, final=False)
+        record = execute_stage(
+            stage,
+            invocation.storage,
+            invocation.params_path,
+            invocation.run_id,
+            kernel_name,
+            interrupts,
+        )
+        invocation.record(record)
+        if record["status"] != "succeeded":
+            return record
+    return None
+
+
+def _start(invocation: _Invocation, stages: list[Stage], chosen: list[Stage]) -> None:
+    """Check the run may go ahead (raises before writing anything), then write its params."""
+    state, run_id = invocation.state, invocation.run_id
+    for name in state.settle_unfinished():
+        logger.warning("%s: an earlier invocation of run %s ended while it ran", name, run_id)
+    not_needed = {
+        s.name: reason for s in stages if (reason := stage_not_needed(s.name, invocation.params))
+    }
+    check_params_unchanged(
+        run_id,
+        invocation.stage_names,
+        {s.name for s in chosen} | set(not_needed),
+        state,
+        invocation.params,
+    )
+    storage = invocation.storage
+    logger.info("%s: stages %s", storage.describe(), ", ".join(s.name for s in chosen) or "none")
+    # The run's own params file: validated, overrides applied, paths absolute. Notebooks read
+    # this one, so a re-run of one stage sees exactly what the run saw.
+    storage.write_text(RUN_PARAMS_KEY, yaml.safe_dump(invocation.params, sort_keys=False))
+    for name, reason in not_needed.items():
+        invocation.record({"stage": name, "status": "skipped", "reason": reason})
+        logger.info("%s: skipped (%s)", name, reason)
+
+
+def _interrupted_message(run_id: str, record: dict[str, Any]) -> str:
+    """One line for a run stopped by Ctrl-C: where, and the command that completes it."""
+    name = record["stage"]
+    where = "in" if record.get("started", True) else "before"
+    return (
+        f"interrupted {where} stage {name}; the run can be completed with "
+        f"--run-id {run_id} --from {name[:2]}"
+    )
+
+
+def _record_crash(invocation: _Invocation, exc: BaseException) -> None:
+    """After an unexpected error or a second Ctrl-C: the stage under way says how it ended."""
+    for record in invocation.state.records.values():
+        if record["status"] == "running":
+            if isinstance(exc, KeyboardInterrupt):
+                record.update(status="interrupted", error=f"{record['stage']} interrupted (Ctrl-C)")
+            else:
+                record.update(status="failed", error=f"runner: {type(exc).__name__}: {exc}")
+    try:
+        write_manifest(invocation)
+    except Exception as error:  # the original error is the one to report
+        logger.error("%s not updated: %s", MANIFEST_KEY, error)
 
 
 def run_pipeline(
@@ -372,10 +490,12 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Validate params, execute the chosen stages in order and write the manifest.
 
-    Raises StageFailedError (after writing a 'failed' manifest) when a notebook fails, and
-    ParamsError, before anything is written, for bad params or a run id that is not a name.
+    Raises StageFailedError (after writing a 'failed' manifest) when a notebook fails,
+    RunInterrupted (after writing an 'interrupted' one) on Ctrl-C, RunLockedError when
+    another invocation runs the same run id, and ParamsError, before anything is written, for
+    bad params, a run id that is not a name, or params that differ from those the stages this
+    run leaves alone were built with.
     """
-    started = time.perf_counter()
     if run_id is not None:
         check_run_id(run_id)  # an empty one too: it must not quietly become a new run
     params = load_params(params_path, overrides)
@@ -383,24 +503,30 @@ def run_pipeline(
     chosen = select_stages(stages, only=only, start=start, skip=skip)
     run_id = run_id or new_run_id(params)
     storage = open_run_storage(params, run_id)
-    logger.info("%s: stages %s", storage.describe(), ", ".join(s.name for s in chosen) or "none")
-
-    # The run's own params file: validated, overrides applied, paths absolute. Notebooks read
-    # this one, so a re-run of one stage sees exactly what the run saw.
-    run_params_path = storage.local.path(RUN_PARAMS_KEY)
-    storage.write_text(RUN_PARAMS_KEY, yaml.safe_dump(params_to_dict(params), sort_keys=False))
-    # Kernels start as `python -m ipykernel_launcher`: put this interpreter first on PATH so the
-    # kernel is the environment the runner runs in, whether or not that venv is activated.
-    os.environ["PATH"] = os.pathsep.join(
-        [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
-    )
-
-    ordered, failure = _execute_stages(
-        stages, chosen, storage, params, run_params_path, run_id, kernel_name
-    )
-    write_index(storage, run_id, ordered)
-    manifest = write_manifest(storage, params, run_params_path, run_id, ordered, started)
-    write_latest(storage, manifest)  # after the manifest, and only if the run succeeded
+    with run_lock(storage.local.root, run_id), InterruptWatch() as interrupts:
+        invocation = _Invocation(
+            run_id=run_id,
+            storage=storage,
+            params=params_to_dict(params),
+            params_path=storage.local.path(RUN_PARAMS_KEY),
+            stage_names=[s.name for s in stages],
+            state=RunState.from_manifest(_read_manifest(storage)),
+        )
+        _start(invocation, stages, chosen)
+        # Kernels start as `python -m ipykernel_launcher`: put this interpreter first on PATH so
+        # the kernel is the environment the runner runs in, whether or not that venv is active.
+        os.environ["PATH"] = os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+        )
+        try:
+            write_manifest(invocation, final=False)  # before any product changes
+            stopped_at = _execute_stages(invocation, chosen, kernel_name, interrupts)
+            write_index(storage, run_id, invocation.state.ordered(invocation.stage_names))
+            manifest = write_manifest(invocation)
+        except BaseException as exc:
+            _record_crash(invocation, exc)
+            raise
+        write_latest(storage, manifest)  # after the manifest, and only if the run succeeded
     logger.info(
         "run %s %s in %.1f s (manifest %s)",
         run_id,
@@ -408,8 +534,11 @@ def run_pipeline(
         manifest["seconds"],
         storage.uri(MANIFEST_KEY),
     )
-    if failure is not None:
+    if stopped_at is not None and stopped_at["status"] == "interrupted":
+        raise RunInterrupted(_interrupted_message(run_id, stopped_at))
+    if stopped_at is not None:
         raise StageFailedError(
-            f"{failure['error']} (executed notebook: {storage.local.path(failure['notebook'])})"
+            f"{stopped_at['error']} (executed notebook: "
+            f"{storage.local.path(stopped_at['notebook'])})"
         )
     return manifest
