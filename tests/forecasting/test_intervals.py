@@ -148,16 +148,31 @@ def test_horizon_beyond_the_calibrated_buckets_uses_the_widest() -> None:
     np.testing.assert_allclose(result["yhat_lower"], 50 + widest["q_lower"])
 
 
-def test_past_the_scored_horizon_intervals_grow_with_its_square_root() -> None:
+def test_past_the_scored_horizon_intervals_grow_as_the_scored_ones_did() -> None:
+    # Spread 1, 2, 3 at about 4, 11 and 22 days ahead: width grows as days ** 0.64.
     calibration = intervals.calibrate(_normal_backtest(seed=1), LEVEL)
+    [exponent] = intervals.growth_exponents(calibration)["exponent"]
+    assert exponent == pytest.approx(0.64, abs=0.03)
     widest = calibration.set_index("bucket").loc[2]
     forecasts = pd.DataFrame(
         {"model": "m", "metric": "cpu_p95", "horizon": [20, 30, 120], "yhat": 50.0, "scale": 1.0}
     )
     result = intervals.apply(forecasts, calibration, scored_horizon_days=30)
-    growth = np.array([1.0, 1.0, 2.0])  # sqrt(120 / 30) past day 30, unchanged up to it
+    growth = np.array([1.0, 1.0, 4.0**exponent])  # past day 30 only
     np.testing.assert_allclose(result["yhat_upper"], 50 + widest["q_upper"] * growth)
     np.testing.assert_allclose(result["yhat_lower"], 50 + widest["q_lower"] * growth)
+
+
+@pytest.mark.parametrize(("spread", "expected"), [("flat", 0.5), ("sqrt", 0.5), ("linear", 1.0)])
+def test_the_growth_exponent_lies_between_a_random_walk_and_a_drift(
+    spread: str, expected: float
+) -> None:
+    rng = np.random.default_rng(3)
+    horizon = rng.integers(1, 31, 6000)
+    sd = {"flat": np.ones(6000), "sqrt": np.sqrt(horizon), "linear": horizon / 4}[spread]
+    calibration = intervals.calibrate(_rows(rng, horizon, sd), LEVEL)
+    [exponent] = intervals.growth_exponents(calibration)["exponent"]
+    assert exponent == pytest.approx(expected, abs=0.08)
 
 
 def test_a_model_without_calibration_is_an_error() -> None:

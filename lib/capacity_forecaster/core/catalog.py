@@ -266,6 +266,7 @@ INTERVALS = Product(
             Column("q_lower", "float", max=0.0),
             Column("q_upper", "float", min=0.0),
             Column("n", "int", min=0),
+            Column("horizon_mean", "float", min=1.0),  # how fast the width grows with days
         )
     ),
 )
@@ -421,7 +422,7 @@ MANIFEST = Product(
     "manifest.json",
     RUNNER,
     (),
-    "each stage's status, seconds and notebook; \"running\" while a run goes on, its final status last",
+    'each stage\'s status, seconds and notebook; "running" while a run goes on, its final status last',
     "file",
 )
 INDEX = Product(

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 HORIZON_EDGES = (0, 7, 14, 30, 60, 90, 120, 150, 180)
 MIN_RESIDUALS = 50  # per bucket; fewer and the bucket borrows from the whole model x metric pool
+# Past the scored horizon, interval width grows as horizon ** exponent, the exponent measured on
+# the scored days and held between a random walk's spread (0.5) and a drift's error (1).
+MIN_GROWTH, MAX_GROWTH = 0.5, 1.0
 CALIBRATION_KEYS = ["model", "metric", "bucket"]
 
 
@@ -41,7 +44,8 @@ def calibrate(backtest: pd.DataFrame, level: float) -> pd.DataFrame:
     """Quantiles of scaled residuals per model, metric and horizon bucket.
 
     ``backtest`` needs model, metric, horizon, actual, yhat, scale. Returns model, metric,
-    bucket, q_lower, q_upper, n.
+    bucket, q_lower, q_upper, n and horizon_mean (the mean days ahead of the bucket's
+    residuals, from which ``growth_exponents`` reads how fast the errors grow).
     """
     alpha = (1 - level) / 2
     work = pd.DataFrame(
@@ -49,6 +53,7 @@ def calibrate(backtest: pd.DataFrame, level: float) -> pd.DataFrame:
             "model": backtest["model"],
             "metric": backtest["metric"],
             "bucket": horizon_bucket(backtest["horizon"]),
+            "horizon": backtest["horizon"].astype(float),
             "residual": (backtest["actual"] - backtest["yhat"])
             / backtest["scale"].clip(lower=SCALE_FLOOR),
         }
@@ -59,6 +64,7 @@ def calibrate(backtest: pd.DataFrame, level: float) -> pd.DataFrame:
             "q_lower": grouped.quantile(alpha),
             "q_upper": grouped.quantile(1 - alpha),
             "n": grouped.size(),
+            "horizon_mean": work.groupby(CALIBRATION_KEYS)["horizon"].mean(),
         }
     ).reset_index()
     pooled = work.groupby(["model", "metric"])["residual"]
@@ -84,8 +90,9 @@ def apply(
     with no calibration at all is an error (its intervals would be made up). Past
     ``scored_horizon_days`` (the days the backtest scored, when a short history scored fewer
     than the forecast runs) no residual was ever measured: the offsets then grow with the
-    square root of the horizon (``extension_factor``), as a random walk's spread does, rather
-    than staying at the width of the last day measured.
+    horizon as fast as the measured ones grew over the scored days (``growth_exponents``: at
+    least as a random walk's spread, sqrt(h), at most in proportion to h), rather than staying
+    at the width of the last day measured.
     """
     buckets = horizon_bucket(forecasts["horizon"])
     widest = calibration.groupby(["model", "metric"])["bucket"].max().rename("widest").reset_index()
@@ -102,7 +109,15 @@ def apply(
     offsets = keys.merge(_every_bucket(calibration), on=CALIBRATION_KEYS, how="left")
     scale = forecasts["scale"].clip(lower=SCALE_FLOOR).to_numpy()
     if scored_horizon_days is not None:
-        scale = scale * extension_factor(forecasts["horizon"].to_numpy(), scored_horizon_days)
+        exponent = (
+            forecasts[["model", "metric"]]
+            .merge(growth_exponents(calibration), on=["model", "metric"], how="left")["exponent"]
+            .fillna(MIN_GROWTH)
+            .to_numpy()
+        )
+        scale = scale * extension_factor(
+            forecasts["horizon"].to_numpy(), scored_horizon_days, exponent
+        )
     yhat = forecasts["yhat"].to_numpy()
     result = forecasts.copy()
     result["yhat_lower"] = np.clip(yhat + offsets["q_lower"].to_numpy() * scale, 0.0, 100.0)
@@ -112,11 +127,31 @@ def apply(
     return result
 
 
-def extension_factor(horizon: np.ndarray, scored_horizon_days: int) -> np.ndarray:
+def extension_factor(
+    horizon: np.ndarray, scored_horizon_days: int, exponent: float | np.ndarray = 0.5
+) -> np.ndarray:
     """How much wider an interval is drawn past the backtest's scored horizon: 1 up to it,
-    sqrt(horizon / scored_horizon_days) beyond."""
+    (horizon / scored_horizon_days) ** exponent beyond (0.5: a random walk's sqrt)."""
     ratio = np.asarray(horizon, dtype=float) / float(scored_horizon_days)
-    return np.sqrt(np.maximum(ratio, 1.0))
+    return np.power(np.maximum(ratio, 1.0), exponent)
+
+
+def growth_exponents(calibration: pd.DataFrame) -> pd.DataFrame:
+    """Per model and metric, how fast the interval's width grew with the days ahead over the
+    scored horizon: the slope of log width on log ``horizon_mean`` across the buckets with
+    ``MIN_RESIDUALS`` residuals, clipped to ``MIN_GROWTH``-``MAX_GROWTH`` (``MIN_GROWTH`` with
+    fewer than two such buckets). Columns model, metric, exponent."""
+    rows = []
+    for (model, metric), table in calibration.groupby(["model", "metric"], sort=True):
+        width = (table["q_upper"] - table["q_lower"]).to_numpy(dtype=float)
+        days = table.get("horizon_mean", pd.Series(np.nan, index=table.index)).to_numpy(float)
+        usable = (table["n"].to_numpy() >= MIN_RESIDUALS) & (width > 0) & (days > 0)
+        exponent = MIN_GROWTH
+        if usable.sum() >= 2 and np.ptp(np.log(days[usable])) > 0:
+            slope = np.polyfit(np.log(days[usable]), np.log(width[usable]), 1)[0]
+            exponent = float(np.clip(slope, MIN_GROWTH, MAX_GROWTH))
+        rows.append({"model": model, "metric": metric, "exponent": exponent})
+    return pd.DataFrame(rows, columns=["model", "metric", "exponent"])
 
 
 def _every_bucket(calibration: pd.DataFrame) -> pd.DataFrame:
