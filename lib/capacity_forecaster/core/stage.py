@@ -28,6 +28,10 @@ DEFAULT_PARAMS = PROJECT_ROOT / "params" / "local.yaml"
 
 logger = logging.getLogger(__name__)
 
+# The stage's log lines, for the runner to show in the terminal while the notebook runs (its
+# cell output reaches nobody until the notebook is saved). A dot-file: never an artifact.
+PROGRESS_KEY = "notebooks/.{stage}.progress"
+
 
 @dataclass(frozen=True)
 class StageContext:
@@ -64,6 +68,22 @@ def resolve_run_id(run_id: str, params: Params) -> str:
     return run_id or os.environ.get(RUN_ID_ENV) or f"{params.run.name}-lab"
 
 
+def _log_progress_to(path: Path) -> None:
+    """Also write the package's log lines to ``path`` (one handler per process: a notebook
+    opened again replaces it)."""
+    package_logger = logging.getLogger("capacity_forecaster")
+    for handler in list(package_logger.handlers):
+        if getattr(handler, "_capacity_forecaster_progress", False):
+            package_logger.removeHandler(handler)
+            handler.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setLevel(logging.INFO)
+    handler._capacity_forecaster_progress = True  # type: ignore[attr-defined]
+    package_logger.addHandler(handler)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Show this package's log lines (stage, counts, seconds) in the notebook's output."""
     package_logger = logging.getLogger("capacity_forecaster")
@@ -85,6 +105,7 @@ def open_stage(stage: str, params_path: str = "", run_id: str = "") -> StageCont
     params = load_params(path)
     resolved_run_id = resolve_run_id(run_id, params)
     storage = open_run_storage(params, resolved_run_id)
+    _log_progress_to(storage.local.path(PROGRESS_KEY.format(stage=stage)))
     logger.info("%s: params %s, %s", stage, path, storage.describe())
     return StageContext(
         name=stage, params=params, run_id=resolved_run_id, storage=storage, params_path=path

@@ -164,6 +164,7 @@ def run_backtest(
     observed = history if "is_imputed" not in history else history[~history["is_imputed"]]
     seconds = dict.fromkeys(factories, 0.0)
     parts = []
+    steps, done = len(origins) * len(factories), 0
     for origin in origins:
         train = history[history["date"] <= origin]
         span = train.groupby(list(SERIES_KEY))["date"].agg(["min", "max"])
@@ -185,6 +186,8 @@ def run_backtest(
             rows.insert(1, "origin", origin)
             rows["horizon"] = (rows["date"] - origin).dt.days
             parts.append(rows)
+            done += 1
+            logger.info("backtest: %d/%d model fits (%s at %s)", done, steps, name, origin.date())
         logger.info(
             "backtest origin %s: %d series, %d models", origin.date(), len(eligible), len(factories)
         )

@@ -34,9 +34,10 @@ from capacity_forecaster import __version__
 from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import CapacityForecasterError, StageFailedError
 from capacity_forecaster.core.params import Params, check_run_id, load_params, params_to_dict
-from capacity_forecaster.core.stage import PROJECT_ROOT
+from capacity_forecaster.core.stage import PROGRESS_KEY, PROJECT_ROOT
 from capacity_forecaster.core.storage import RunStorage, iter_files, open_run_storage
 from capacity_forecaster.reporting.index_page import render_index
+from capacity_forecaster.runner import progress
 from capacity_forecaster.runner.interrupt import InterruptWatch, RunInterrupted
 from capacity_forecaster.runner.latest import write_latest
 from capacity_forecaster.runner.lock import LOCK_KEY, run_lock
@@ -265,7 +266,12 @@ def execute_stage(
     kernel_log.unlink(missing_ok=True)
     watch = interrupts.stage() if interrupts is not None else nullcontext(None)
     try:
-        with _kernel_stderr_to(kernel_log), watch as kernel_manager_class:
+        progress_file = storage.local.path(PROGRESS_KEY.format(stage=stage.name))
+        with (
+            progress.reporting(stage.name, progress_file),  # first: it keeps the terminal
+            _kernel_stderr_to(kernel_log),
+            watch as kernel_manager_class,
+        ):
             extra = {"kernel_manager_class": kernel_manager_class} if kernel_manager_class else {}
             papermill.execute_notebook(
                 str(stage.path),
@@ -301,6 +307,25 @@ def execute_stage(
     return record
 
 
+DATA_WARNINGS_SHOWN = 10  # at the end of a run; the rest are in validated/quality.json
+
+
+def _log_data_warnings(storage: RunStorage) -> None:
+    """Repeat the fleet's data warnings (validated/quality.json) at the end of the run, where
+    the person who started it reads."""
+    key = catalog.QUALITY.key
+    if not storage.local.exists(key):
+        return
+    try:
+        warnings = json.loads(storage.local.read_bytes(key)).get("warnings") or []
+    except (CapacityForecasterError, ValueError, AttributeError):
+        return
+    for line in warnings[:DATA_WARNINGS_SHOWN]:
+        logger.warning("data: %s", line)
+    if len(warnings) > DATA_WARNINGS_SHOWN:
+        logger.warning("data: and %d more in %s", len(warnings) - DATA_WARNINGS_SHOWN, key)
+
+
 def _read_manifest(storage: RunStorage) -> dict[str, Any]:
     """The run's manifest so far, from its local copy ({} for a new run or an unreadable one)."""
     if not storage.local.exists(MANIFEST_KEY):
@@ -315,7 +340,9 @@ def _read_manifest(storage: RunStorage) -> dict[str, Any]:
 
 def _artifact_keys(storage: RunStorage) -> set[str]:
     root = storage.local.root
-    return {path.relative_to(root).as_posix() for path in iter_files(root)} - {LOCK_KEY}
+    keys = {path.relative_to(root).as_posix() for path in iter_files(root)} - {LOCK_KEY}
+    # A stage's progress file (its log lines for the terminal) is the runner's, not a product.
+    return {key for key in keys if not re.fullmatch(r"notebooks/\..*\.progress", key)}
 
 
 def write_index(storage: RunStorage, run_id: str, records: list[dict[str, Any]]) -> str:
@@ -527,12 +554,14 @@ def run_pipeline(
             _record_crash(invocation, exc)
             raise
         write_latest(storage, manifest)  # after the manifest, and only if the run succeeded
+    _log_data_warnings(storage)
     logger.info(
-        "run %s %s in %.1f s (manifest %s)",
+        "run %s %s in %.1f s (manifest %s); open %s",
         run_id,
         manifest["status"],
         manifest["seconds"],
         storage.uri(MANIFEST_KEY),
+        storage.local.path(catalog.INDEX.key),
     )
     if stopped_at is not None and stopped_at["status"] == "interrupted":
         raise RunInterrupted(_interrupted_message(run_id, stopped_at))

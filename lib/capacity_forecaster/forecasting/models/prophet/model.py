@@ -179,6 +179,7 @@ class ProphetModel(ForecastModel):
         )
         with self._progress(len(to_fit), "prophet fit") as bar:
             parallel = process_pool(n_workers, return_as="generator_unordered")
+            done = 0
             for results in parallel(calls):
                 for server_id, metric, model, error in results:
                     if model is not None:
@@ -187,6 +188,8 @@ class ProphetModel(ForecastModel):
                         reason = f"fit failed: {error}"
                         self._skip(server_id, metric, reason, last_values[(server_id, metric)])
                 bar.update(len(results))
+                done += len(results)
+                logger.info("prophet: %d/%d series fitted", done, len(to_fit))
 
     # ------------------------------------------------------------------ predict
 
