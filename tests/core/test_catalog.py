@@ -39,6 +39,7 @@ def _intervals(**changes: object) -> pd.DataFrame:
             "q_lower": [-1.5],
             "q_upper": [2.0],
             "n": [60],
+            "horizon_mean": [4.0],
         }
     )
     return frame.assign(**changes)
