@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -39,3 +40,18 @@ def wait_for_none(marker: dict[str, str], seconds: float) -> list[tuple[int, str
     while (alive := marked(marker)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return alive
+
+
+def wait_for_workers(
+    process: subprocess.Popen, partial: Path, marker: dict[str, str], seconds: float = 600
+) -> bool:
+    """Wait until the stage whose notebook is ``partial`` runs with loky workers of this
+    ``marker`` (or ``process`` ends, or ``seconds`` pass); whether the workers started."""
+    deadline = time.monotonic() + seconds
+
+    def working() -> bool:
+        return partial.exists() and any("loky" in command for _, command in marked(marker))
+
+    while process.poll() is None and time.monotonic() < deadline and not working():
+        time.sleep(0.2)
+    return working()

@@ -24,7 +24,7 @@ from capacity_forecaster.core.params import parse_params
 from capacity_forecaster.core.storage import open_run_storage
 from tests.cli import run_all
 from tests.conftest import PARAMS_DIR, PROJECT_ROOT
-from tests.processes import marked, new_marker, wait_for_none
+from tests.processes import new_marker, wait_for_none, wait_for_workers
 
 pytestmark = pytest.mark.e2e
 
@@ -66,17 +66,9 @@ def test_a_run_killed_mid_stage_leaves_nothing_that_looks_finished(tmp_path: Pat
     )  # fmt: skip
     root = tmp_path / "killed"
     partial = root / "notebooks" / ".04_train.tmp.ipynb"
-    deadline = time.monotonic() + 600
-    while (
-        process.poll() is None
-        and time.monotonic() < deadline
-        and not (partial.exists() and any("loky" in command for _, command in marked(marker)))
-    ):
-        time.sleep(0.2)
+    workers_started = wait_for_workers(process, partial, marker)
     assert partial.exists(), "04_train never started"
-    assert any("loky" in command for _, command in marked(marker)), (
-        "04_train's workers never started"
-    )
+    assert workers_started, "04_train's workers never started"
     time.sleep(1)  # the workers are fitting
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)

@@ -26,7 +26,7 @@ from capacity_forecaster.runner.interrupt import InterruptWatch, RunInterrupted
 from capacity_forecaster.runner.pipeline import run_pipeline
 from tests.cli import RUN_TIMEOUT, run_all
 from tests.conftest import PARAMS_DIR, PROJECT_ROOT
-from tests.processes import marked, new_marker, wait_for_none
+from tests.processes import new_marker, wait_for_none, wait_for_workers
 from tests.runner.standins import file_data_params, standin_notebooks
 
 CI = str(PARAMS_DIR / "ci.yaml")
@@ -50,14 +50,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     )  # fmt: skip
     root = output_root / "ctrl-c"
     partial = root / "notebooks" / ".04_train.tmp.ipynb"
-    deadline = time.monotonic() + 600
-    while (
-        process.poll() is None
-        and time.monotonic() < deadline
-        and not (partial.exists() and any("loky" in command for _, command in marked(marker)))
-    ):
-        time.sleep(0.2)
-    workers_started = any("loky" in command for _, command in marked(marker))
+    workers_started = wait_for_workers(process, partial, marker)
     time.sleep(1)  # the workers are fitting
     sent = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
