@@ -41,6 +41,12 @@ def test_a_line_without_a_count_has_no_estimate() -> None:
     assert rates.time_left("backtest: 1/15 model fits", 0.0) is None  # first seen
     assert rates.time_left("backtest: 4/15 model fits", 6.0) == pytest.approx(22.0)
     assert progress.describe("04_train", 12.4, "", None) == "04_train: 12 s"
+    # A new step counting the same words from the start again, or to another total.
+    assert rates.time_left("prophet: 444/444 series fitted", 30.0) is None
+    assert rates.time_left("prophet: 112/447 series fitted", 40.0) is None
+    assert rates.time_left("prophet: 212/447 series fitted", 50.0) == pytest.approx(23.5)
+    assert rates.time_left("backtest: 1/15 model fits", 60.0) is None  # started again
+    assert rates.time_left("backtest: 2/15 model fits", 62.0) == pytest.approx(26.0)
 
 
 def test_last_line_of_a_missing_or_empty_file_is_empty(tmp_path: Path) -> None:

@@ -41,7 +41,8 @@ class _Rates:
     """When each counted step was first seen, to estimate its time left."""
 
     def __init__(self) -> None:
-        self.first: dict[str, tuple[float, int]] = {}
+        self.first: dict[str, tuple[float, int]] = {}  # per step: when and at what count seen
+        self.last: dict[str, int] = {}  # per step: the count last seen
 
     def time_left(self, line: str, now: float) -> float | None:
         """Seconds left for the step ``line`` counts, from its pace since first seen."""
@@ -49,8 +50,13 @@ class _Rates:
         if found is None:
             return None
         what, done, total = found["what"], int(found["done"]), int(found["total"])
-        seen_at, seen_done = self.first.setdefault(what, (now, done))
-        if done <= seen_done or done > total:
+        step = f"{what}/{total}"  # the same words counting to another total: another step
+        seen_at, seen_done = self.first.setdefault(step, (now, done))
+        last, self.last[step] = self.last.get(step, done), done
+        if done < last:  # the step began again (the next backtest origin, say)
+            self.first[step] = (now, done)
+            return None
+        if done == seen_done or done > total:
             return None
         return (now - seen_at) / (done - seen_done) * (total - done)
 
