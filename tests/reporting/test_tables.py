@@ -88,3 +88,12 @@ def test_every_high_or_medium_series_gets_its_sized_action(fleet: Fleet) -> None
     assert (table.loc[~at_risk, "Action"] == "").all()
     row = table[(table["Server"] == "srv-004") & (table["Metric"] == "Memory")].iloc[0]
     assert row["Action"] == "64 -> 96 GB memory: forecast peak 60 %, +$250/month"
+
+
+def test_a_sized_action_names_the_servers_other_resize_behind_its_cost(fleet: Fleet) -> None:
+    clusters = fleet.clusters.copy()
+    row = clusters["server_id"] == "srv-004"
+    clusters.loc[row, ["recommended_cores", "monthly_cost_change_usd"]] = [4, -300.0]
+    table = tables.at_risk_table(fleet.risk, include_low=True, clusters=clusters)
+    action = table[(table["Server"] == "srv-004") & (table["Metric"] == "Memory")]["Action"]
+    assert action.iloc[0] == "64 -> 96 GB memory: forecast peak 60 %; 16 -> 4 cores, -$300/month"

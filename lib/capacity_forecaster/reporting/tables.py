@@ -185,7 +185,8 @@ _SIZED_RESOURCES = {
 def series_actions(risk: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
     """Per risk row, the sized action stage 07 found for a high or medium series, in words:
     ``4 -> 8 cores: forecast peak 45 %, +$120/month`` ("" for a low series). The cost change
-    is the server's, every resource it resizes included; disks are not in the cost model."""
+    is the server's, so a resize of its other resource is named too (``192 -> 256 GB memory:
+    forecast peak 62 %; 48 -> 16 cores, -$369/month``); disks are not in the cost model."""
     require_columns(
         clusters,
         ["server_id", "monthly_cost_change_usd"]
@@ -212,6 +213,15 @@ def series_actions(risk: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
             f"{unit}: forecast peak {format_number(row[projected], '.0f')} %"
         )
         if priced:
+            # The cost change is the server's: say when its other resource resizes too.
+            for other_metric, (other_cap, other_rec, _, other_unit, _) in _SIZED_RESOURCES.items():
+                if other_metric == row["metric"] or other_metric == "disk_p95":
+                    continue
+                if not is_missing(row.get(other_rec)) and row[other_rec] != row[other_cap]:
+                    text += (
+                        f"; {format_number(row[other_cap], 'g')} -> "
+                        f"{format_number(row[other_rec], 'g')} {other_unit}"
+                    )
             change = row["monthly_cost_change_usd"]
             text += f", {'+' if change >= 0 else '-'}{format_value(abs(change), 'money')}/month"
         texts.append(text)
