@@ -159,7 +159,12 @@ def test_models_backtest_and_metrics(ci_run) -> None:
     # from it, the forecast's from the rows 52 weeks before the last day.
     calibration = report["interval_calibration"]
     season = pd.read_parquet(root / "models" / "season_backtest.parquet")
-    assert set(season["model"]) == {"seasonal_naive", "robust_trend"}
+    assert set(season["model"]) == {
+        "seasonal_naive",
+        "robust_trend",
+        "random_forest",
+        "gradient_boosting",
+    }
     for name in enabled:
         expected = "the same season" if name in set(season["model"]) else "the backtest origins"
         assert calibration[name].startswith(expected), name
