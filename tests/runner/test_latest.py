@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 
 from capacity_forecaster.core.errors import StageFailedError
 from capacity_forecaster.core.params import Params, parse_params
 from capacity_forecaster.core.storage import open_run_storage
 from capacity_forecaster.runner.latest import LATEST_KEY, write_latest
 from capacity_forecaster.runner.pipeline import run_pipeline
+from tests.runner.standins import file_data_params
 
 
 def _params(output_root: Path, bucket: str | None = None) -> Params:
@@ -94,17 +93,7 @@ def notebooks_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def params_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PATH", os.environ["PATH"])  # run_pipeline prepends the venv: restore it
-    path = tmp_path / "params.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "run": {"name": "t", "output_root": "out"},
-                "data": {"source": "file", "metrics_path": "m.csv", "servers_path": "s.csv"},
-            }
-        )
-    )
-    return path
+    return file_data_params(tmp_path, monkeypatch)
 
 
 def test_run_pipeline_moves_it_only_for_a_succeeded_run(
