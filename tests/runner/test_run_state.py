@@ -266,3 +266,33 @@ def test_a_partial_run_with_other_params_is_refused_before_anything_changes(
     earlier = records["02_load"]["params_sha256"]
     assert earlier != manifest["params_sha256"]
     assert manifest["earlier_params"][earlier]["compute"]["n_jobs"] == -1
+
+
+def test_new_data_under_the_same_params_outdates_the_stages_built_on_the_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = file_data_params(tmp_path, monkeypatch)
+    metrics = tmp_path / "m.csv"
+    metrics.write_text("day one\n")
+    # 02 "validates" the user's file into its table: its data is the file's.
+    load = "import yaml, shutil\nsource = Path(yaml.safe_load((run_root / 'params.yaml').read_text())['data']['metrics_path'])\n"
+    load += "(run_root / 'validated').mkdir(exist_ok=True)\nshutil.copy(source, run_root / 'validated' / 'metrics.parquet')"
+    notebooks = standin_notebooks(tmp_path / "nb", {"02_load": load})
+    assert run_pipeline(params, run_id="r", notebooks_dir=notebooks)["status"] == "succeeded"
+
+    # The same file loaded again: the same data, nothing outdated.
+    again = run_pipeline(params, run_id="r", only=["02"], notebooks_dir=notebooks)
+    assert again["status"] == "succeeded"
+
+    metrics.write_text("day two\n")
+    changed = run_pipeline(params, run_id="r", only=["02"], notebooks_dir=notebooks)
+    assert changed["status"] == "incomplete"
+    etl = {s["stage"]: s for s in changed["stages"]}["03_etl"]
+    assert etl["status"] == "outdated"
+    assert etl["error"] == (
+        "03_etl: built on earlier data of 02_load, which has since rewritten it; "
+        "run --run-id r --from 03 to rebuild"
+    )
+    assert 'class="status-outdated"' in (tmp_path / "out" / "r" / "index.html").read_text()
+    rebuilt = run_pipeline(params, run_id="r", start="03", notebooks_dir=notebooks)
+    assert rebuilt["status"] == "succeeded"

@@ -50,7 +50,7 @@ table { border-collapse: collapse; width: 100%; font-size: 0.92rem; }
 th, td { text-align: left; padding: 0.3rem 0.6rem; border-bottom: 1px solid #e4e7eb; }
 th { background: #f0f4f8; }
 .status-succeeded { color: #027a48; } .status-failed { color: #b42318; font-weight: 600; }
-.status-not_run, .status-skipped { color: #7b8794; }
+.status-not_run, .status-skipped { color: #7b8794; } .status-outdated { color: #b54708; }
 """ + "".join(f".{level} {{ color: {RISK_LEVEL_COLOURS[level][1]}; }} " for level in RISK_LEVELS)
 
 

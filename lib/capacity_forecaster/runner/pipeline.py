@@ -43,6 +43,7 @@ from capacity_forecaster.runner.latest import write_latest
 from capacity_forecaster.runner.lock import LOCK_KEY, run_lock
 from capacity_forecaster.runner.report_notebook import shareable
 from capacity_forecaster.runner.run_state import (
+    OUTDATED,
     RunState,
     check_params_unchanged,
     overall_status,
@@ -170,6 +171,18 @@ def list_artifacts(storage: RunStorage) -> list[dict[str, Any]]:
             entry["uri"] = storage.s3.uri(key)
         artifacts.append(entry)
     return artifacts
+
+
+def products_digest(storage: RunStorage, stage: str) -> str | None:
+    """sha256 over the tables ``stage`` wrote (None when it writes none): equal digests, equal
+    data for the stages that read them."""
+    _, writes = catalog.stage_products(stage)
+    digest = hashlib.sha256()
+    tables = sorted(p.key for p in writes if p.kind == "table" and "{name}" not in p.key)
+    for key in tables:
+        path = storage.local.path(key)
+        digest.update(f"{key}={sha256_of(path) if path.exists() else '-'}\n".encode())
+    return digest.hexdigest() if tables else None
 
 
 def _export_html(notebook_path: Path) -> None:
@@ -326,6 +339,20 @@ def _log_data_warnings(storage: RunStorage) -> None:
         logger.warning("data: and %d more in %s", len(warnings) - DATA_WARNINGS_SHOWN, key)
 
 
+def _log_outdated(manifest: dict[str, Any]) -> None:
+    """Stages left built on data an upstream stage has since rewritten: the --from that fixes it."""
+    outdated = [s for s in manifest["stages"] if s["status"] == OUTDATED]
+    if outdated:
+        first = outdated[0]["stage"]
+        logger.warning(
+            "%s built on earlier data (an upstream stage rewrote its tables); run --run-id %s "
+            "--from %s to rebuild",
+            ", ".join(s["stage"] for s in outdated),
+            manifest["run_id"],
+            first[:2],
+        )
+
+
 def _read_manifest(storage: RunStorage) -> dict[str, Any]:
     """The run's manifest so far, from its local copy ({} for a new run or an unreadable one)."""
     if not storage.local.exists(MANIFEST_KEY):
@@ -439,6 +466,7 @@ def _execute_stages(
             return record
         if stage_not_needed(stage.name, invocation.params):
             continue  # recorded as skipped when the run started
+        earlier_products = invocation.state.records.get(stage.name, {}).get("products_sha256")
         invocation.record({"stage": stage.name, "status": "running"})
         write_manifest(invocation, final=False)
         record = execute_stage(
@@ -449,9 +477,16 @@ def _execute_stages(
             kernel_name,
             interrupts,
         )
+        if record["status"] == "succeeded":
+            record["products_sha256"] = products_digest(invocation.storage, stage.name)
         invocation.record(record)
         if record["status"] != "succeeded":
             return record
+        if earlier_products and earlier_products != record["products_sha256"]:
+            for name in invocation.state.outdate_after(
+                stage.name, invocation.stage_names, invocation.run_id
+            ):
+                logger.info("%s: outdated by %s's new data", name, stage.name)
     return None
 
 
@@ -555,6 +590,7 @@ def run_pipeline(
             raise
         write_latest(storage, manifest)  # after the manifest, and only if the run succeeded
     _log_data_warnings(storage)
+    _log_outdated(manifest)
     logger.info(
         "run %s %s in %.1f s (manifest %s); open %s",
         run_id,

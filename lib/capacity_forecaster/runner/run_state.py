@@ -10,6 +10,12 @@ params: the manifest's ``params`` when they are the current ones, else one of it
 (``--only``, ``--from``, ``--skip``) is refused before anything runs when a stage it leaves
 alone was built with other values of the params that stage depends on, which are its own keys
 (STAGE_PARAMS) and those of every stage whose products it reads, through the catalog.
+
+Each record also names the data it wrote (``products_sha256``, a digest of the stage's
+tables). Params alone do not vouch for products: ``--only 02`` after the user's metrics file
+changed rewrites the validated data under the same params. A stage whose tables changed
+outdates the stages built on them that it did not re-run: they are recorded "outdated", and
+the run is incomplete until ``--from`` rebuilds them.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     catalog.VISUALIZE: ("report",),
 }
 _EVERY_KEY = ""  # a prefix every dotted key is under
+OUTDATED = "outdated"  # succeeded once, on products an upstream stage has since rewritten
 _CLAIMS_PRODUCTS = ("succeeded",)  # statuses whose record vouches for the stage's products
 _SHOWN_CHANGES = 4
 
@@ -116,6 +123,17 @@ def _upstream(stage: str, stage_names: Sequence[str]) -> list[str]:
     if not reads and not writes:
         return [name for name in stage_names if name < stage]
     return sorted({p.writer for p in reads if p.writer in stage_names and p.writer != stage})
+
+
+def downstream_of(stage: str, stage_names: Sequence[str]) -> list[str]:
+    """The stages built on ``stage``'s products, directly or through others, in run order."""
+    built_on = {stage}
+    found = []
+    for name in stage_names:  # run order: a stage's inputs are written before it runs
+        if name != stage and built_on & set(_upstream(name, stage_names)):
+            found.append(name)
+            built_on.add(name)
+    return found
 
 
 def params_depended_on(
@@ -198,6 +216,24 @@ class RunState:
                 )
                 settled.append(name)
         return settled
+
+    def outdate_after(self, stage: str, stage_names: Sequence[str], run_id: str) -> list[str]:
+        """``stage`` rewrote its tables with other data: the succeeded stages built on them
+        become 'outdated' (a later stage of this invocation re-records itself when it runs)."""
+        outdated = []
+        for name in downstream_of(stage, stage_names):
+            record = self.records.get(name)
+            if record is None or record["status"] not in _CLAIMS_PRODUCTS:
+                continue
+            record.update(
+                status=OUTDATED,
+                error=(
+                    f"{name}: built on earlier data of {stage}, which has since rewritten it; "
+                    f"run --run-id {run_id} --from {name[:2]} to rebuild"
+                ),
+            )
+            outdated.append(name)
+        return outdated
 
     def ordered(self, stage_names: Sequence[str]) -> list[dict[str, Any]]:
         """Records in run order ('not_run' for a stage never run), then any unknown to the pipeline."""
