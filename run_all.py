@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except RunInterrupted as exc:  # Ctrl-C, after the manifest recorded where the run stopped
+    except RunInterrupted as exc:  # Ctrl-C or SIGTERM, after the manifest recorded where
         print(f"error: {exc}", file=sys.stderr)
-        return INTERRUPTED_EXIT_CODE
+        return exc.exit_code
     except CapacityForecasterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

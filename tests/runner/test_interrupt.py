@@ -209,3 +209,35 @@ def test_a_second_ctrl_c_outside_a_stage_stops_at_once(no_stray_ctrl_c: list[int
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the handler runs here, between bytecodes
     assert signal.getsignal(signal.SIGINT) is before and no_stray_ctrl_c == []
+
+
+@pytest.fixture
+def no_stray_sigterm() -> Iterator[list[int]]:
+    """Should the runner not take the SIGTERM (a regression), it lands here: pytest lives on."""
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_sigterm_from_a_scheduler_stops_the_run_like_ctrl_c_with_exit_143(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_stray_sigterm: list[int]
+) -> None:
+    marker = new_marker()
+    for key, value in marker.items():
+        monkeypatch.setenv(key, value)
+    term = "import os, signal, time\nos.kill(os.getppid(), signal.SIGTERM)\ntime.sleep(120)"
+    params = file_data_params(tmp_path, monkeypatch)
+    notebooks = standin_notebooks(tmp_path / "nb", {"02_load": term})
+    with pytest.raises(RunInterrupted) as info:
+        run_pipeline(params, run_id="r", notebooks_dir=notebooks)
+    assert str(info.value).startswith("interrupted in stage 02_load;")
+    assert info.value.exit_code == 143 and no_stray_sigterm == []
+    manifest = _manifest(tmp_path / "out" / "r")
+    stage = {s["stage"]: s for s in manifest["stages"]}["02_load"]
+    assert manifest["status"] == "interrupted" and stage["status"] == "interrupted"
+    assert stage["error"].endswith("(SIGTERM)")
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # the fixture's, given back
+    assert [p for p in wait_for_none(marker, 10) if p[0] != os.getpid()] == []

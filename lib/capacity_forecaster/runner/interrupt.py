@@ -9,6 +9,11 @@ GRACE_SECONDS later, or a second Ctrl-C, has its process group killed. papermill
 as for a failed cell, the runner records the stage as interrupted and writes the manifest,
 and run_all.py prints one line and exits 130. Between stages, Ctrl-C stops the run before the
 next stage; a second one raises KeyboardInterrupt at once.
+
+SIGTERM, what a scheduler sends to stop a job (systemd, a Kubernetes pod, `kill`), is taken
+the same way: the run stops in order, the manifest says 'interrupted (SIGTERM)', and the exit
+code is 143. Without this, SIGTERM would end the runner at once and leave a kernel running and
+a 'running' manifest.
 """
 
 from __future__ import annotations
@@ -34,10 +39,20 @@ logger = logging.getLogger(__name__)
 GRACE_SECONDS = 10.0  # for the interrupted cell to stop before its kernel is killed
 POLL_SECONDS = 0.2
 EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+_WATCHED = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
+def exit_code(signum: int) -> int:
+    """What a shell reports for a command ended by signal ``signum`` (130 for Ctrl-C)."""
+    return 128 + signum
 
 
 class RunInterrupted(CapacityForecasterError):
-    """The run was stopped by Ctrl-C; the message says where and how to complete it."""
+    """The run was stopped by Ctrl-C or SIGTERM; the message says where and how to complete it."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_CODE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _kernel_manager_class(kernels: list[AsyncKernelManager]) -> type[AsyncKernelManager]:
@@ -65,21 +80,32 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 class InterruptWatch:
-    """Turns Ctrl-C into an orderly stop while installed (main thread only)."""
+    """Turns Ctrl-C and SIGTERM into an orderly stop while installed (main thread only)."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum: int | None = None  # the first signal that asked the run to stop
         self._presses = 0
         self._kernels: list[AsyncKernelManager] | None = None  # set while a stage runs
         self._stage_over = threading.Event()
         self._kill_now = threading.Event()
         self._stopper: threading.Thread | None = None
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
         self._installed = False
+
+    @property
+    def cause(self) -> str:
+        """What stopped the run, as its records say it: 'Ctrl-C' or 'SIGTERM'."""
+        return _WATCHED.get(self.signum or signal.SIGINT, "Ctrl-C")
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.signum or signal.SIGINT)
 
     def __enter__(self) -> InterruptWatch:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+            for signum in _WATCHED:
+                self._previous[signum] = signal.signal(signum, self._on_interrupt)
             self._installed = True
         return self
 
@@ -91,12 +117,17 @@ class InterruptWatch:
     ) -> None:
         if self._installed:
             # None: a handler not set from Python; Python's own then raises KeyboardInterrupt.
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+            signal.signal(
+                signal.SIGINT, self._previous[signal.SIGINT] or signal.default_int_handler
+            )
+            signal.signal(signal.SIGTERM, self._previous[signal.SIGTERM] or signal.SIG_DFL)
             self._installed = False
 
     def _on_interrupt(self, signum: int, frame: FrameType | None) -> None:
         self._presses += 1
         self.requested = True
+        if self.signum is None:
+            self.signum = signum
         if self._kernels is None:
             if self._presses > 1:
                 raise KeyboardInterrupt

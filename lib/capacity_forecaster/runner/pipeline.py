@@ -242,11 +242,13 @@ def _failure_message(stage: Stage, exc: BaseException) -> tuple[str, int | None]
 def _stage_ended(
     stage: Stage, record: dict[str, Any], exc: Exception, interrupts: InterruptWatch | None
 ) -> None:
-    """Record how a notebook that raised ended: interrupted by Ctrl-C, or failed."""
+    """Record how a notebook that raised ended: interrupted (Ctrl-C, SIGTERM), or failed."""
     message, cell = _failure_message(stage, exc)
     if interrupts is not None and interrupts.requested:
         where = f" in cell {cell}" if cell is not None else ""
-        record.update(status="interrupted", error=f"{stage.name} interrupted{where} (Ctrl-C)")
+        record.update(
+            status="interrupted", error=f"{stage.name} interrupted{where} ({interrupts.cause})"
+        )
         if cell is not None:
             record["interrupted_cell"] = cell
     else:
@@ -459,7 +461,10 @@ def _execute_stages(
             record = {
                 "stage": stage.name,
                 "status": "interrupted",
-                "error": f"{stage.name} not started: the run was interrupted before it (Ctrl-C)",
+                "error": (
+                    f"{stage.name} not started: the run was interrupted before it "
+                    f"({interrupts.cause})"
+                ),
                 "started": False,
             }
             invocation.record(record)
@@ -600,7 +605,7 @@ def run_pipeline(
         storage.local.path(catalog.INDEX.key),
     )
     if stopped_at is not None and stopped_at["status"] == "interrupted":
-        raise RunInterrupted(_interrupted_message(run_id, stopped_at))
+        raise RunInterrupted(_interrupted_message(run_id, stopped_at), interrupts.exit_code)
     if stopped_at is not None:
         raise StageFailedError(
             f"{stopped_at['error']} (executed notebook: "
