@@ -138,3 +138,18 @@ def test_identical_dst_rows_of_a_real_export_are_dropped_as_duplicates() -> None
     assert day_of(result.metrics, "1ef3de", "2014-03-09")["disk_p95"] == pytest.approx(
         p95(raw["value"])
     )
+
+
+def test_an_export_resaved_with_semicolons_and_decimal_commas_reads_the_same_with_a_warning() -> (
+    None
+):
+    name, data = real_file("nab_cloudwatch", CPU_FILE)
+    semicolons = b"\n".join(
+        line.replace(b",", b";").replace(b".", b",") for line in data.splitlines()
+    )
+    expected = read_export("cloudwatch_csv", [(name, data)])
+    result = read_export("cloudwatch_csv", [(name, semicolons)])
+    pd.testing.assert_frame_equal(result.metrics, expected.metrics)
+    warning = [w for w in result.warnings if "semicolon" in w]
+    assert len(warning) == 1 and f"'{name}'" in warning[0] and "decimal mark" in warning[0]
+    assert not any("semicolon" in w for w in expected.warnings)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from capacity_forecaster.core.params_formats import CloudWatchCsvOptions, FormatOptions
 from capacity_forecaster.core.vocabulary import METRICS, MetricName
@@ -35,6 +36,7 @@ from capacity_forecaster.ingest.formats.table_bytes import (
     column_key,
     csv_header,
     file_names,
+    is_parquet,
     read_table_bytes,
 )
 from capacity_forecaster.ingest.messages import col, fail, names, plural, warn
@@ -74,8 +76,21 @@ def read_cloudwatch_csv(
             f"none of the {len(files)} files holds a metric in cloudwatch_csv.metric_names "
             f"({names(sorted(settings.metric_names))}); see the warnings for each file",
         )
-    parts = (_file_samples(data, name, *targets[name]) for name, data in files if name in targets)
+    semicolon_files: list[str] = []
+    parts = (
+        _file_samples(data, name, *targets[name], semicolon_files)
+        for name, data in files
+        if name in targets
+    )
     result = aggregate_samples(parts, options.timezone, options.min_day_coverage)
+    if semicolon_files:
+        warn(
+            warnings,
+            "cloudwatch_csv export",
+            f"{plural(len(semicolon_files), 'file')} semicolon-separated (a header with ';' and "
+            f"no ','; Excel saves so where ',' is the decimal mark), read with ';' between "
+            f"columns and ',' as the decimal mark: {file_names(semicolon_files)}",
+        )
     result.warnings[:0] = warnings
     result.counts["files_skipped"] = len(files) - len(targets)
     return result
@@ -147,6 +162,17 @@ def _mapping_rows(data: bytes, source: str) -> list[tuple[str, str, str]]:
     ]
 
 
+def _decimal_commas(table: pa.Table) -> pa.Table:
+    """``value`` cells written with a decimal comma ("12,5") as numbers; left as text when
+    some cell is still not a number, for the sample checks to name."""
+    points = pc.replace_substring(table.column("value"), ",", ".")
+    try:
+        numbers = pc.cast(points, pa.float64())
+    except pa.ArrowInvalid:
+        return table.set_column(1, "value", points)
+    return table.set_column(1, "value", numbers)
+
+
 def _warn_unnamed(
     files: Sequence[SourceFile], series: Mapping[str, _Series], warnings: list[str], by: str
 ) -> None:
@@ -189,10 +215,20 @@ def _contract_targets(
     return targets
 
 
-def _file_samples(data: bytes, source: str, server_id: str, metric: str) -> SampleTable:
-    """One export file's ``timestamp,value`` rows as long samples of ``server_id``'s ``metric``."""
+def _file_samples(
+    data: bytes, source: str, server_id: str, metric: str, semicolon_files: list[str]
+) -> SampleTable:
+    """One export file's ``timestamp,value`` rows as long samples of ``server_id``'s ``metric``.
+
+    A file re-saved by Excel in a locale whose decimal mark is ',' has ';' between columns: it
+    is read so (its name added to ``semicolon_files``), with ',' in its values as the mark.
+    """
     check_table_file(data, source)
-    header = csv_header(data, source)
+    header, delimiter = csv_header(data, source), ","
+    if len(header) == 1 and ";" in header[0] and not is_parquet(source):
+        delimiter = ";"
+        header = csv_header(data, source, delimiter)
+        semicolon_files.append(source)
     found = {column_key(name): name for name in header}
     for needed in ("timestamp", "value"):
         if needed not in found:
@@ -204,12 +240,15 @@ def _file_samples(data: bytes, source: str, server_id: str, metric: str) -> Samp
     table = read_table_bytes(
         data,
         source,
-        column_types={found["value"]: pa.float64()},
+        column_types={found["value"]: pa.string() if delimiter == ";" else pa.float64()},
         text_fallback=(found["timestamp"], found["value"]),
+        delimiter=delimiter,
     )
     table = table.select([found["timestamp"], found["value"]]).rename_columns(
         ["timestamp", "value"]
     )
+    if delimiter == ";":
+        table = _decimal_commas(table)
     table = text_epochs_as_numbers(table)
     samples = sample_table(table.column("timestamp"), server_id, metric, table.column("value"))
     return source, samples
