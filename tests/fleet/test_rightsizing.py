@@ -166,6 +166,11 @@ def test_a_disk_at_risk_gets_a_disk_size_that_keeps_it_under_its_threshold() -> 
     assert row["disk_at_risk"] and row["recommended_disk_gb"] == 550
     assert row["projected_disk_peak"] == pytest.approx(50.0 * 500 / 550)
     assert row["finding"] != "idle"
+    # The 50 new GB are priced, beside whatever the cores and memory do.
+    assert RS.disk_usd_per_gb_month == 0.08
+    assert row["monthly_cost_change_usd"] == pytest.approx(
+        50 * 0.08 + (-row["monthly_savings_usd"] if row["action"] == "downsize" else 0.0)
+    )
 
 
 def test_servers_idling_at_3_percent_are_idle_whatever_their_noisy_p95() -> None:

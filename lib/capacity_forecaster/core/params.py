@@ -418,6 +418,13 @@ class RightSizingParams(ParamsSection):
         le=730,
         description="Days of recent history that profile each server (clusters, idle test)",
     )
+    disk_usd_per_gb_month: float = Field(
+        0.08,
+        ge=0,
+        le=10,
+        description="Monthly price of one GB of disk (default: EBS gp3 in us-east-1); a disk "
+        "grown for risk adds its new GB at this price to the server's monthly cost change",
+    )
     over_utilisation: float = Field(
         0.4,
         gt=0,

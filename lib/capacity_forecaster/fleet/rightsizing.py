@@ -117,7 +117,7 @@ def right_size(
     over-provisioned = cost x (0.5 x core drop share + 0.5 x memory drop share), never
     negative (half the cost follows cores, half memory); idle = the whole cost (decommission
     candidate); 0 otherwise. The cost change of the action follows the same model (positive
-    for an upsize; disks are not in the cost model). Projected peaks are the forecast's
+    for an upsize), plus a grown disk's new GB at ``disk_usd_per_gb_month``. Projected peaks are the forecast's
     highest day at the recommended size, in percent.
 
     Returns:
@@ -339,10 +339,15 @@ def _with_finding(frame: pd.DataFrame, params: RightSizingParams) -> pd.DataFram
         + 0.5 * frame["recommended_memory_gb"] / frame["memory_gb"].astype(float)
         - 1.0
     )
-    frame["monthly_cost_change_usd"] = np.select(
+    compute_change = np.select(
         [frame["action"] == "decommission", frame["action"].isin(["downsize", "upsize"])],
         [-cost, cost * resized],
         default=0.0,
+    )
+    # A disk only grows here (at risk); its cost is its own, beside the cores' and memory's.
+    grown_gb = (frame["recommended_disk_gb"] - frame["disk_gb"].astype(float)).clip(lower=0.0)
+    frame["monthly_cost_change_usd"] = compute_change + (
+        grown_gb.fillna(0.0) * params.disk_usd_per_gb_month
     )
     return frame
 

@@ -430,7 +430,8 @@ def _sized_actions(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
         paragraph(
             "The size at which the forecast's upper bound stays under the threshold (at least "
             "one size up), the forecast's highest day at that size, and the change in the "
-            "server's monthly cost (half follows cores, half memory; disks are not priced).",
+            "server's monthly cost (half follows cores, half memory; a grown disk at its price "
+            "per GB).",
             styles.note,
         ),
         report_table(rows, columns, styles, level_column="Risk level"),

@@ -174,11 +174,11 @@ def at_risk_table(
 
 
 # What each at-risk metric resizes: (capacity column, recommended column, projected peak
-# column, unit, whether the cost model prices it).
+# column, unit).
 _SIZED_RESOURCES = {
-    "cpu_p95": ("cpu_cores", "recommended_cores", "projected_cpu_peak", "cores", True),
-    "mem_p95": ("memory_gb", "recommended_memory_gb", "projected_mem_peak", "GB memory", True),
-    "disk_p95": ("disk_gb", "recommended_disk_gb", "projected_disk_peak", "GB disk", False),
+    "cpu_p95": ("cpu_cores", "recommended_cores", "projected_cpu_peak", "cores"),
+    "mem_p95": ("memory_gb", "recommended_memory_gb", "projected_mem_peak", "GB memory"),
+    "disk_p95": ("disk_gb", "recommended_disk_gb", "projected_disk_peak", "GB disk"),
 }
 
 
@@ -186,7 +186,7 @@ def series_actions(risk: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
     """Per risk row, the sized action stage 07 found for a high or medium series, in words:
     ``4 -> 8 cores: forecast peak 45 %, +$120/month`` ("" for a low series). The cost change
     is the server's, so a resize of its other resource is named too (``192 -> 256 GB memory:
-    forecast peak 62 %; 48 -> 16 cores, -$369/month``); disks are not in the cost model."""
+    forecast peak 62 %; 48 -> 16 cores, -$369/month``)."""
     require_columns(
         clusters,
         ["server_id", "monthly_cost_change_usd"]
@@ -204,7 +204,7 @@ def series_actions(risk: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
         if row["risk_level"] not in AT_RISK_LEVELS or spec is None:
             texts.append("")
             continue
-        capacity, recommended, projected, unit, priced = spec
+        capacity, recommended, projected, unit = spec
         if is_missing(row.get(recommended)) or is_missing(row.get(capacity)):
             texts.append("no size known: check the inventory")
             continue
@@ -212,18 +212,17 @@ def series_actions(risk: pd.DataFrame, clusters: pd.DataFrame) -> pd.Series:
             f"{format_number(row[capacity], 'g')} -> {format_number(row[recommended], 'g')} "
             f"{unit}: forecast peak {format_number(row[projected], '.0f')} %"
         )
-        if priced:
-            # The cost change is the server's: say when its other resource resizes too.
-            for other_metric, (other_cap, other_rec, _, other_unit, _) in _SIZED_RESOURCES.items():
-                if other_metric == row["metric"] or other_metric == "disk_p95":
-                    continue
-                if not is_missing(row.get(other_rec)) and row[other_rec] != row[other_cap]:
-                    text += (
-                        f"; {format_number(row[other_cap], 'g')} -> "
-                        f"{format_number(row[other_rec], 'g')} {other_unit}"
-                    )
-            change = row["monthly_cost_change_usd"]
-            text += f", {'+' if change >= 0 else '-'}{format_value(abs(change), 'money')}/month"
+        # The cost change is the server's: say when its other resources resize too.
+        for other_metric, (other_cap, other_rec, _, other_unit) in _SIZED_RESOURCES.items():
+            if other_metric == row["metric"] or is_missing(row.get(other_rec)):
+                continue
+            if row[other_rec] != row[other_cap]:
+                text += (
+                    f"; {format_number(row[other_cap], 'g')} -> "
+                    f"{format_number(row[other_rec], 'g')} {other_unit}"
+                )
+        change = row["monthly_cost_change_usd"]
+        text += f", {'+' if change >= 0 else '-'}{format_value(abs(change), 'money')}/month"
         texts.append(text)
     return pd.Series(texts, index=risk.index, dtype=object)
 
