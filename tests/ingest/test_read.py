@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import io
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from capacity_forecaster.core.errors import DataValidationError
-from capacity_forecaster.ingest.read import read_table, row_place
+from capacity_forecaster.ingest.read import read_table, row_name, row_names
 from capacity_forecaster.ingest.validate import validate_metrics
 from tests.ingest.builders import M_SRC, MAX_MISSING, MIN_DAYS, check_metrics, make_metrics
 
@@ -174,8 +175,19 @@ def test_decimal_commas_in_a_comma_separated_file_get_a_hint() -> None:
     assert "has a comma: write numbers with a decimal point and no thousands separator" in message
 
 
-def test_row_place_names_a_csv_line_and_a_parquet_row() -> None:
-    assert row_place("metrics.csv", 0) == "line 2"  # the header is line 1
-    assert row_place("s3://b/metrics.CSV.GZ", 9) == "line 11"
-    assert row_place("raw/metrics.parquet", 0) == "data row 1"
-    assert row_place("exports/", 0) == ""  # a table built from many files has no line
+def test_row_name_names_a_csv_line_and_else_a_data_row() -> None:
+    assert row_name("metrics.csv", 0) == "line 2"  # the header is line 1
+    assert row_name("s3://b/metrics.CSV.GZ", 9) == "line 11"
+    assert row_name("raw/metrics.parquet", 0) == "data row 1"
+    assert row_name("m.pq", 100) == "data row 101"
+    assert row_name("mapping.txt", 0) == "data row 1"  # a table without a known file type
+    assert row_name("", 0) == ""  # rows that are no file's (read.DERIVED_ROWS)
+
+
+def test_row_names_name_the_first_flagged_rows_alike() -> None:
+    flagged = np.zeros(20, dtype=bool)
+    flagged[[0, 9, 11, 15]] = True
+    assert row_names("m.CSV", flagged) == "lines 2, 11, 13"  # the first three
+    assert row_names("m.parquet", flagged) == "data rows 1, 10, 12"
+    assert row_names("m.csv.gz", flagged & (np.arange(20) == 9)) == "line 11"
+    assert row_names("", flagged) == ""

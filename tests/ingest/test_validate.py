@@ -133,12 +133,12 @@ BAD_INPUTS: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     (
         "all dates empty",
         metrics_case(lambda f: f.assign(date=[None] * len(f))),
-        (M_SRC, "column 'date'", "120 empty values", "data rows 1, 2, 3"),
+        (M_SRC, "column 'date'", "120 empty values", "(lines 2, 3, 4)"),
     ),
     (
         "empty server ids",
         with_values("server_id", [0, 9], [None, " "]),
-        (M_SRC, "column 'server_id'", "2 empty values", "data rows 1, 10"),
+        (M_SRC, "column 'server_id'", "2 empty values", "(lines 2, 11)"),
     ),
     (
         "non-numeric metric",
@@ -231,7 +231,7 @@ BAD_INPUTS: list[tuple[str, Callable[[], object], tuple[str, ...]]] = [
     (
         "servers empty id",
         servers_case(_set("server_id", 2, None)),
-        (S_SRC, "column 'server_id'", "1 empty value", "data row 3"),
+        (S_SRC, "column 'server_id'", "1 empty value", "(line 4)"),
     ),
     (
         "servers zero cores",
@@ -574,6 +574,22 @@ def test_stray_dates_at_the_start_are_counted_and_the_first_by_line_is_named() -
     assert "1970-01-01 at line 42 (server 'srv-01') lies 20090 days before" in message
     assert "which starts 2025-01-02" in message
     assert "; 1 more date like it: fix the date, or remove the row" in message
+
+
+def test_stray_dates_within_the_missing_share_are_kept_and_named_in_a_warning() -> None:
+    # On a fleet of 20 servers the days between count as missing without failing the share:
+    # the stray dates used to pass unnoticed.
+    frame = make_metrics(n_servers=20)
+    frame.loc[79, "date"] = pd.Timestamp("2025-03-15")  # srv-01's last day, a month late
+    frame.loc[80, "date"] = pd.Timestamp("2024-11-20")  # srv-02's first day, six weeks early
+    clean, warnings = check_metrics(frame)
+    assert warnings == [
+        f"{M_SRC}: column 'date': 2025-03-15 at line 81 (server 'srv-01') lies 35 days after "
+        "the rest of its history, which ends 2025-02-08; kept, so the days between count as "
+        "missing; 1 more date like it: if the date is wrong, fix it or remove the row"
+    ]
+    assert len(clean) == len(frame)  # kept, not dropped
+    assert pd.Timestamp("2024-11-20") in set(clean.loc[clean["server_id"] == "srv-02", "date"])
 
 
 def test_a_gap_that_is_not_a_few_stray_rows_is_still_a_missing_share() -> None:

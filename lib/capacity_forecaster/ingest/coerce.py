@@ -10,14 +10,13 @@ import pandas as pd
 
 from capacity_forecaster.ingest.messages import (
     col,
-    data_rows,
     examples,
     fail,
     plural,
     show,
     unprintable,
 )
-from capacity_forecaster.ingest.read import row_place
+from capacity_forecaster.ingest.read import row_name, row_names
 
 # A number written with a comma: a decimal comma (12,5 or 1.234,5, as Excel writes it in most
 # of Europe) or a thousands separator (1,234).
@@ -34,15 +33,19 @@ def as_text(series: pd.Series) -> pd.Series:
     return values.astype("str").str.strip()
 
 
-def server_ids(series: pd.Series, source: str) -> pd.Series:
+def server_ids(series: pd.Series, source: str, named_in: str | None = None) -> pd.Series:
     """``server_id`` values as stripped text; an empty one, or one holding a control or
-    text-direction character, is an error."""
+    text-direction character, is an error naming its rows in ``named_in`` (``row_name``;
+    default ``source``, '' for a table whose rows are no file's)."""
+    rows_of = source if named_in is None else named_in
     ids = as_text(series)
     empty = ids.isna() | ids.eq("")
     if empty.any():
+        places = row_names(rows_of, empty)
         raise fail(
             source,
-            f"{col('server_id')}: {plural(int(empty.sum()), 'empty value')} ({data_rows(empty)})",
+            f"{col('server_id')}: {plural(int(empty.sum()), 'empty value')}"
+            f"{f' ({places})' if places else ''}",
         )
     # Refused rather than cleaned: an id is matched between the files and printed in every
     # report, and a cleaned id would no longer be the one the user's other tools know.
@@ -51,7 +54,7 @@ def server_ids(series: pd.Series, source: str) -> pd.Series:
     if len(unsafe):
         flagged = ids.isin(unsafe).to_numpy()
         first = int(np.flatnonzero(flagged)[0])
-        place = row_place(source, first)
+        place = row_name(rows_of, first)
         raise fail(
             source,
             f"{col('server_id')}: {plural(int(flagged.sum()), 'value')} with a control or "

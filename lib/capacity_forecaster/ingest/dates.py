@@ -14,14 +14,13 @@ import pandas as pd
 
 from capacity_forecaster.ingest.messages import (
     col,
-    data_rows,
     examples,
     fail,
     plural,
     show,
     warn,
 )
-from capacity_forecaster.ingest.read import row_place
+from capacity_forecaster.ingest.read import row_name, row_names
 
 # A day-first date as Excel writes it in most of the world (31/01/2026, 31.01.2026, 31-01-26),
 # optionally with a time: day, month and year.
@@ -29,9 +28,18 @@ _DAY_FIRST = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T].*)?")
 
 
 def parse_dates(
-    series: pd.Series, source: str, column: str, warnings: list[str], *, allow_empty: bool
+    series: pd.Series,
+    source: str,
+    column: str,
+    warnings: list[str],
+    *,
+    allow_empty: bool,
+    named_in: str | None = None,
 ) -> pd.Series:
-    """Dates as naive ``datetime64[ns]``; time-zone-aware values lose their zone (``_day_frame``)."""
+    """Dates as naive ``datetime64[ns]``; time-zone-aware values lose their zone (``_day_frame``).
+
+    Errors name rows in ``named_in`` (``row_name``; default ``source``, '' for a table whose
+    rows are no file's)."""
     dtype = series.dtype
     empty = series.isna().to_numpy()
     if pd.api.types.is_bool_dtype(dtype) or (
@@ -47,7 +55,8 @@ def parse_dates(
         parsed = series
     else:
         parsed, empty = _parse_text(series, source, column, warnings)
-    return _checked(parsed, series, empty, source, column, allow_empty=allow_empty)
+    rows_of = source if named_in is None else named_in
+    return _checked(parsed, series, empty, source, column, rows_of, allow_empty=allow_empty)
 
 
 def _no_numbers(series: pd.Series, source: str, column: str) -> pd.Series:
@@ -86,11 +95,12 @@ def _checked(
     empty: np.ndarray,
     source: str,
     column: str,
+    named_in: str,
     *,
     allow_empty: bool,
 ) -> pd.Series:
     """``parsed`` as datetime64[ns] once every value of ``series`` is in range, parsed and
-    (unless ``allow_empty``) present."""
+    (unless ``allow_empty``) present; problems name rows in ``named_in`` (``row_name``)."""
     in_range = _ns_range_mask(pd.DatetimeIndex(parsed))
     if not in_range.all():
         raise fail(
@@ -102,7 +112,7 @@ def _checked(
     unparseable = parsed.isna().to_numpy() & ~empty
     if unparseable.any():
         count = int(unparseable.sum())
-        place = row_place(source, int(np.flatnonzero(unparseable)[0]))
+        place = row_name(named_in, int(np.flatnonzero(unparseable)[0]))
         where = "" if not place else f" at {place}" if count == 1 else f", the first at {place}"
         hint = _day_first_hint(series[unparseable]) or "expected dates like '2024-01-31'"
         raise fail(
@@ -111,9 +121,11 @@ def _checked(
             f"{examples(series[unparseable].iloc[:200])}{where}; {hint}",
         )
     if not allow_empty and empty.any():
+        places = row_names(named_in, empty)
         raise fail(
             source,
-            f"{col(column)}: {plural(int(empty.sum()), 'empty value')} ({data_rows(empty)})",
+            f"{col(column)}: {plural(int(empty.sum()), 'empty value')}"
+            f"{f' ({places})' if places else ''}",
         )
     return parsed
 

@@ -91,14 +91,6 @@ def for_servers(ids: pd.Series) -> str:
     return examples(ids.iloc[:50]).replace("(e.g.", "(servers", 1)
 
 
-def data_rows(mask: np.ndarray | pd.Series) -> str:
-    """``data rows 1, 10, 12`` (1-based, the header not counted) for the first flagged rows."""
-    flagged = np.asarray(mask)
-    rows = np.flatnonzero(flagged)[:MAX_EXAMPLES] + 1
-    label = "data row" if int(flagged.sum()) == 1 else "data rows"
-    return f"{label} {', '.join(str(r) for r in rows)}"
-
-
 def repeated_name(columns: Sequence[str]) -> str | None:
     """What is wrong when a column name appears more than once (names compared stripped, as
     validation does), with the 1-based positions of the first such name; None when none does."""

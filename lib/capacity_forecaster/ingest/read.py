@@ -12,10 +12,11 @@ import logging
 import zlib
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from capacity_forecaster.ingest.messages import fail, one_line, repeated_name, warn
+from capacity_forecaster.ingest.messages import MAX_EXAMPLES, fail, one_line, repeated_name, warn
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +53,36 @@ def read_table(data: bytes, source: str, warnings: list[str] | None = None) -> p
     return frame
 
 
-def row_place(source: str, index: int) -> str:
-    """Where 0-based data row ``index`` of a table read from ``source`` is, for messages:
-    ``line N`` of a CSV file (the header is line 1, one line per row as exports write them),
-    ``data row N`` of a parquet file, '' for anything else (a folder of export files, a
-    service, or '' for a table whose rows are ``DERIVED_ROWS``), where the server and day say
-    where instead."""
-    name = str(source).lower()
-    if name.endswith(CSV_SUFFIXES):
-        return f"line {index + 2}"
-    if name.endswith(PARQUET_SUFFIXES):
-        return f"data row {index + 1}"
-    return ""
+def row_name(source: str, index: int) -> str:
+    """How every message names 0-based data row ``index`` of a table read from ``source``:
+    ``line N`` of a CSV file (.csv, .csv.gz; the header is line 1, one line per row as exports
+    write them), else ``data row N`` (a parquet file, a mapping file, an in-memory table), so
+    one cell is named alike by every check; '' for source '', a table whose rows are no
+    file's (``DERIVED_ROWS``), where the server and day say where instead."""
+    if not source:
+        return ""
+    word, number = _numbered(source, index)
+    return f"{word} {number}"
+
+
+def row_names(source: str, mask: np.ndarray | pd.Series) -> str:
+    """The first ``MAX_EXAMPLES`` flagged rows of ``source`` as ``row_name`` names them, in one
+    phrase: ``lines 2, 11, 13`` of a CSV file, ``data rows 1, 10, 12`` of anything else ('' for
+    source '', as ``row_name``)."""
+    flagged = np.asarray(mask)
+    if not source:
+        return ""
+    word = _numbered(source, 0)[0]
+    shown = [str(_numbered(source, int(i))[1]) for i in np.flatnonzero(flagged)[:MAX_EXAMPLES]]
+    return f"{word}{'' if int(flagged.sum()) == 1 else 's'} {', '.join(shown)}"
+
+
+def _numbered(source: str, index: int) -> tuple[str, int]:
+    """(what a row of ``source`` is called, the number of 0-based row ``index``): a CSV file's
+    ``line`` (the header is line 1), else a 1-based ``data row``."""
+    if str(source).lower().endswith(CSV_SUFFIXES):
+        return "line", index + 2
+    return "data row", index + 1
 
 
 def _parse(data: bytes, name: str, source: str, warnings: list[str]) -> pd.DataFrame:

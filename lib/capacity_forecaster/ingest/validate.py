@@ -42,7 +42,7 @@ from capacity_forecaster.ingest.messages import (
     warn,
 )
 from capacity_forecaster.ingest.quality import coverage
-from capacity_forecaster.ingest.read import DERIVED_ROWS, row_place
+from capacity_forecaster.ingest.read import DERIVED_ROWS, row_name
 from capacity_forecaster.ingest.retired import (
     SET_ASIDE_COLUMNS,
     OffAndStale,
@@ -87,7 +87,7 @@ class _SortedRows(NamedTuple):
     days: np.ndarray
     server_codes: np.ndarray
     server_names: pd.Index
-    named_in: str = ""  # where rows are named (row_place): the file, '' for an export's table
+    named_in: str = ""  # where rows are named (row_name): the file, '' for an export's table
 
 
 class _Stray(NamedTuple):
@@ -133,7 +133,7 @@ def validate_metrics(
     """
     started = time.perf_counter()
     warnings: list[str] = []
-    # Where rows are named (row_place): the file's, unless the table was built from an export.
+    # Where rows are named (row_name): the file's, unless the table was built from an export.
     rows_source = "" if df.attrs.get(DERIVED_ROWS) else source
     frame = _prepare(df, source, METRIC_COLUMNS[:2], index_keys=METRIC_COLUMNS)
     frame = _not_monitored(frame, source, warnings)
@@ -141,8 +141,8 @@ def validate_metrics(
     if extra:
         warn(warnings, source, f"{plural(len(extra), 'extra column')} dropped: {names(extra)}")
 
-    dates = _daily_dates(frame["date"], source, warnings)
-    ids = server_ids(frame["server_id"], source)
+    dates = _daily_dates(frame["date"], source, rows_source, warnings)
+    ids = server_ids(frame["server_id"], source, rows_source)
     clipped: ClippedCounts = {}
     values = {
         metric: _percent(frame[metric], ids, source, metric, over_100, clipped, warnings)
@@ -206,9 +206,12 @@ def _not_monitored(frame: pd.DataFrame, source: str, warnings: list[str]) -> pd.
     return frame
 
 
-def _daily_dates(series: pd.Series, source: str, warnings: list[str]) -> pd.Series:
-    """The ``date`` column parsed; times of day are dropped with a warning."""
-    dates = parse_dates(series, source, "date", warnings, allow_empty=False)
+def _daily_dates(
+    series: pd.Series, source: str, rows_source: str, warnings: list[str]
+) -> pd.Series:
+    """The ``date`` column parsed (rows named in ``rows_source``); times of day are dropped
+    with a warning."""
+    dates = parse_dates(series, source, "date", warnings, allow_empty=False, named_in=rows_source)
     with_time = dates.ne(dates.dt.normalize())
     if with_time.any():
         warn(
@@ -277,7 +280,7 @@ def _sort_rows(
     rows_source: str,
 ) -> _SortedRows:
     """Sort by (server_id, date) once; duplicates are then neighbours, and an error naming
-    their rows in ``rows_source`` (``row_place``)."""
+    their rows in ``rows_source`` (``row_name``)."""
     server_codes, server_names = pd.factorize(ids, sort=True)
     day_values = dates.to_numpy()
     order = np.lexsort((day_values, server_codes))
@@ -305,7 +308,7 @@ def _duplicate_days(
     while last + 1 < len(repeat) and repeat[last + 1]:
         last += 1
     server_days = int((repeat[1:] & ~repeat[:-1]).sum())
-    places = [row_place(rows.named_in, int(rows.order[i])) for i in (second - 1, second)]
+    places = [row_name(rows.named_in, int(rows.order[i])) for i in (second - 1, second)]
     at = f" ({' and '.join(places)})" if all(places) else ""
     sorted_values = [values[m][rows.order] for m in METRICS]
     copies = all(
@@ -397,9 +400,12 @@ def _check_missing_shares(
     first..last date, less its all-zero ``off_days``, which are known rather than missing) at
     most ``max_missing_share``, over the servers that report it at all; the servers that never
     report a metric the rest of the fleet reports are named instead. When a few stray dates
-    (``rows``, ``_stray_rows``) are what pushes a share over, the first is named by its row."""
+    (``rows``, ``_stray_rows``) are what pushes a share over, the first is named by its row;
+    when they push no share over, they are kept and named in a warning."""
     too_sparse = _too_sparse(clean, max_missing_share, off_days or {}, source, warnings)
     if not too_sparse:
+        if rows is not None:
+            _warn_on_stray_dates(clean, rows, source, warnings)
         return
     if rows is not None:
         _fail_on_stray_dates(clean, rows, source, max_missing_share, off_days or {}, too_sparse)
@@ -462,35 +468,72 @@ def _fail_on_stray_dates(
     server's history so far that the days between make the share fail, and the user would
     otherwise be told about missing values on every column instead of one cell.
     """
+    strays, is_stray = _kept_strays(clean, rows)
+    if not strays or _too_sparse(clean[~is_stray], max_missing_share, off_days, source, None):
+        return
+    worst = max(too_sparse, key=lambda sparse: sparse.share)
+    raise fail(
+        source,
+        f"{_stray_where(rows, strays)}, so the days between count as missing "
+        f"({col(worst.metric)} missing share {worst.share:.3f}, data.max_missing_share "
+        f"{max_missing_share:g}){_more_strays(strays)}: fix the date, or remove the row",
+    )
+
+
+def _warn_on_stray_dates(
+    clean: pd.DataFrame, rows: _SortedRows, source: str, warnings: list[str]
+) -> None:
+    """Warn naming the first stray date by its row when stray dates pass the missing share.
+
+    The rows are kept, not dropped: a lone distant date may be right (a server back after a
+    long pause), and validation does not change data it cannot show to be wrong. The warning
+    makes a wrong one visible, since the days between then count as missing days of the
+    server's history.
+    """
+    strays, _ = _kept_strays(clean, rows)
+    if strays:
+        warn(
+            warnings,
+            source,
+            f"{_stray_where(rows, strays)}; kept, so the days between count as missing"
+            f"{_more_strays(strays)}: if the date is wrong, fix it or remove the row",
+        )
+
+
+def _kept_strays(clean: pd.DataFrame, rows: _SortedRows) -> tuple[list[_Stray], np.ndarray]:
+    """The stray rows (``_stray_rows``) still in ``clean`` (not dropped with a short history,
+    set aside or left out as all-zero), and which rows of ``clean`` they are."""
     strays = _stray_rows(rows)
     if not strays:
-        return
+        return [], np.zeros(len(clean), dtype=bool)
     positions = np.array([stray.position for stray in strays])
-    stray_keys = pd.MultiIndex.from_arrays(
+    keys = pd.MultiIndex.from_arrays(
         [rows.server_names[rows.server_codes[positions]], pd.DatetimeIndex(rows.days[positions])]
     )
-    is_stray = pd.MultiIndex.from_arrays([clean["server_id"], clean["date"]]).isin(stray_keys)
-    if not is_stray.any() or _too_sparse(
-        clean[~is_stray], max_missing_share, off_days, source, None
-    ):
-        return
+    clean_keys = pd.MultiIndex.from_arrays([clean["server_id"], clean["date"]])
+    kept = keys.isin(clean_keys)
+    return [s for s, k in zip(strays, kept, strict=True) if k], clean_keys.isin(keys)
+
+
+def _stray_where(rows: _SortedRows, strays: list[_Stray]) -> str:
+    """``column 'date': <day> at <row> (server 'x') lies N days before the rest of its
+    history, which starts <day>``, for the first of ``strays`` in the file."""
     first = min(strays, key=lambda stray: int(rows.order[stray.position]))
     day = rows.days[first.position]
     server = rows.server_names[int(rows.server_codes[first.position])]
-    place = row_place(rows.named_in, int(rows.order[first.position]))
+    place = row_name(rows.named_in, int(rows.order[first.position]))
     gap = abs(int((day - first.nearest) // np.timedelta64(1, "D")))
-    worst = max(too_sparse, key=lambda sparse: sparse.share)
-    others = f"; {plural(len(strays) - 1, 'more date')} like it" if len(strays) > 1 else ""
-    raise fail(
-        source,
+    return (
         f"{col('date')}: {show(pd.Timestamp(day))}{f' at {place}' if place else ''} (server "
         f"{show(server)}) lies {gap} days {'before' if first.before_rest else 'after'} the rest "
         f"of its history, which {'starts' if first.before_rest else 'ends'} "
-        f"{show(pd.Timestamp(first.nearest))}, so the days between count as "
-        f"missing ({col(worst.metric)} missing share {worst.share:.3f}, data.max_missing_share "
-        f"{max_missing_share:g})"
-        f"{others}: fix the date, or remove the row",
+        f"{show(pd.Timestamp(first.nearest))}"
     )
+
+
+def _more_strays(strays: list[_Stray]) -> str:
+    """``; 2 more dates like it`` (on any server), or '' for a single stray date."""
+    return f"; {plural(len(strays) - 1, 'more date')} like it" if len(strays) > 1 else ""
 
 
 def _stray_rows(rows: _SortedRows) -> list[_Stray]:

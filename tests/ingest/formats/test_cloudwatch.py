@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -112,15 +113,29 @@ def test_a_missing_mapping_file_is_an_error() -> None:
         read_export("cloudwatch_csv", real_files("nab_cloudwatch"), options)
 
 
-def test_a_bad_cell_names_file_column_and_row() -> None:
+@pytest.mark.parametrize("gzipped", [False, True], ids=["csv", "csv.gz"])
+def test_a_bad_cell_names_file_column_and_row(gzipped: bool) -> None:
     name, data = real_file("nab_cloudwatch", CPU_FILE)
     lines = data.decode().splitlines()
-    lines[101] = "2014-02-14 22:47:00,twelve"
+    lines[101] = "2014-02-14 22:47:00,twelve"  # the 101st data row
+    data = "\n".join(lines).encode()
+    if gzipped:
+        name, data = f"{name}.gz", gzip.compress(data)
     with pytest.raises(DataValidationError) as caught:
-        read_export("cloudwatch_csv", [(name, "\n".join(lines).encode())])
+        read_export("cloudwatch_csv", [(name, data)])
     message = str(caught.value)
-    assert message.startswith(f"{name}: column 'value'")
-    assert "data row 101" in message and "'twelve'" in message
+    # A CSV file names the line an editor shows (the header is line 1), compressed or not.
+    assert message.startswith(f"{name}: column 'value' is not a number at line 102 ('twelve'): ")
+
+
+def test_an_empty_mapping_cell_names_its_column_and_line() -> None:
+    mapping = MAPPING.replace(b"i-05f5533", b"")  # the second data row: line 3
+    with pytest.raises(DataValidationError) as caught:
+        read_cloudwatch_csv(real_files("nab_cloudwatch"), FormatOptions(), ("mapping.csv", mapping))
+    assert str(caught.value) == (
+        "mapping.csv: column 'server_id' is empty at line 3: give file, server_id and metric "
+        "on every row"
+    )
 
 
 def test_identical_dst_rows_of_a_real_export_are_dropped_as_duplicates() -> None:

@@ -202,14 +202,14 @@ def test_read_export_routes_to_the_samples_reader() -> None:
                     ("2024-03-01 00:05:00", "web-1", "network", 2),
                 ]
             ),
-            ["unknown metric 'network'", "data row 2", "cpu_p95"],
+            ["unknown metric 'network' at line 3", "cpu_p95"],
             id="unknown metric",
         ),
         pytest.param(
             samples_csv(
                 [("2024-03-01 00:00:00", "web-1", "cpu", 1), ("yesterday", "web-1", "cpu", 2)]
             ),
-            ["column 'timestamp'", "data row 2", "'yesterday'", "ISO 8601"],
+            ["column 'timestamp'", "at line 3 ('yesterday')", "ISO 8601"],
             id="unreadable timestamp",
         ),
         pytest.param(
@@ -219,19 +219,19 @@ def test_read_export_routes_to_the_samples_reader() -> None:
                     ("2024-03-01 00:05:00", "web-1", "cpu", "12%"),
                 ]
             ),
-            ["column 'value'", "data row 2", "'12%'", "plain numbers"],
+            ["column 'value'", "at line 3 ('12%')", "plain numbers"],
             id="non-numeric value",
         ),
         pytest.param(
             samples_csv(
                 [("2024-03-01 00:00:00", "web-1", "cpu", 1), ("2024-03-01 00:05:00", "", "cpu", 2)]
             ),
-            ["column 'server_id'", "empty at data row 2"],
+            ["column 'server_id'", "empty at line 3"],
             id="empty server",
         ),
         pytest.param(
             samples_csv([(1709251200000, "web-1", "cpu", 1)]),
-            ["too large for epoch seconds", "data row 1"],
+            ["at line 2, too large for epoch seconds"],
             id="epoch milliseconds",
         ),
     ],
@@ -260,7 +260,8 @@ def test_a_server_id_with_a_control_or_direction_character_is_refused(
         data = buffer.getvalue()
     message = _error(data, name=name)
     assert message.startswith(f"{name}: column 'server_id' 'web")
-    assert f"at data row 3 has a control or text-direction character (U+{ord(character):04X})" in (
+    place = "line 4" if name.endswith(".csv") else "data row 3"  # the third sample
+    assert f"at {place} has a control or text-direction character (U+{ord(character):04X})" in (
         message
     )
     assert character not in message
@@ -271,7 +272,30 @@ def test_a_bad_cell_far_down_a_large_file_is_found() -> None:
     rows = five_minute_rows("web-1", "cpu", "2024-01-01", 40_000)
     rows[39_000] = (*rows[39_000][:3], "n/a")
     message = _error(samples_csv(rows))
-    assert "column 'value'" in message and "data row 39001" in message and "'n/a'" in message
+    assert "column 'value'" in message and "line 39002" in message and "'n/a'" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "place"),
+    [("s.csv", "line 102"), ("s.csv.gz", "line 102"), ("s.parquet", "data row 101")],
+)
+def test_the_same_bad_cell_is_a_line_of_a_csv_and_a_data_row_of_parquet(
+    name: str, place: str
+) -> None:
+    # What the user opens decides the name: a CSV (in an editor, the header is line 1) shows
+    # lines, parquet only its data rows.
+    rows = five_minute_rows("web-1", "cpu", "2024-03-01", 200)
+    rows[100] = (*rows[100][:3], "twelve")  # the 101st data row
+    data = samples_csv(rows)
+    if name.endswith(".gz"):
+        data = gzip.compress(data)
+    elif name.endswith(".parquet"):
+        buffer = io.BytesIO()
+        pd.read_csv(io.BytesIO(data), dtype=str).to_parquet(buffer, index=False)
+        data = buffer.getvalue()
+    assert _error(data, name=name).startswith(
+        f"{name}: column 'value' is not a number at {place} ('twelve'): "
+    )
 
 
 def test_unknown_file_type_fails() -> None:

@@ -95,7 +95,7 @@ def test_a_bad_cell_names_file_column_and_row() -> None:
         read_export("vm_trace", [(name, "\n".join(lines).encode())])
     message = str(caught.value)
     assert message.startswith(f"{name}: column 'CPU usage [%]'")
-    assert "data row 20" in message and "'busy'" in message
+    assert "at line 21 ('busy')" in message  # lines[20]: the header is line 1
 
 
 def test_a_missing_column_is_named() -> None:

@@ -40,6 +40,7 @@ from capacity_forecaster.ingest.formats.table_bytes import (
     read_table_bytes,
 )
 from capacity_forecaster.ingest.messages import col, fail, names, plural, warn
+from capacity_forecaster.ingest.read import row_name
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +130,14 @@ def _mapped_series(files: Sequence[SourceFile], mapping: SourceFile) -> dict[str
     source, data = mapping
     rows = _mapping_rows(data, source)
     by_name = {}
-    for row, (file, server_id, metric) in enumerate(rows, start=1):
+    for index, (file, server_id, metric) in enumerate(rows):
         if not (file and server_id and metric):
-            raise fail(source, f"data row {row} has an empty cell: give file, server_id and metric")
+            empty = _MAPPING_COLUMNS[[file, server_id, metric].index("")]
+            raise fail(
+                source,
+                f"{col(empty)} is empty at {row_name(source, index)}: give file, server_id and "
+                "metric on every row",
+            )
         by_name[file] = _Series(server_id, metric)
     series = {}
     for name, _ in files:

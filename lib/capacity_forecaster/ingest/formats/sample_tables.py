@@ -9,7 +9,8 @@ type says how to read it:
 * a number: epoch seconds (an instant);
 * text: ISO 8601, an instant when it carries an offset (``Z``, ``+02:00``), else local time.
 
-A cell that cannot be read fails with one line naming the file, the column and the data row.
+A cell that cannot be read fails with one line naming the file, the column and the row
+(``read.row_name``: the line of a CSV file, the data row of a parquet file).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from capacity_forecaster.ingest.messages import col, fail, one_line, show, unprintable
+from capacity_forecaster.ingest.read import row_name
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +136,7 @@ def _check_part(
         source,
         "server_id",
         "server_id IS NULL OR trim(CAST(server_id AS VARCHAR)) = ''",
-        lambda row, _: f"is empty at data row {row}: every sample needs a server",
+        lambda place, _: f"is empty at {place}: every sample needs a server",
     )
     _fail_on_first(
         con,
@@ -142,7 +144,7 @@ def _check_part(
         source,
         "timestamp",
         f"{instant} IS NULL",
-        lambda row, example: f"cannot be read at data row {row} ({show(example)}): {TIME_HINT}",
+        lambda place, example: f"cannot be read at {place} ({show(example)}): {TIME_HINT}",
     )
     if value == "value":  # already numbers: nothing to parse
         return
@@ -152,23 +154,23 @@ def _check_part(
         source,
         "value",
         f"{value} IS NULL AND value IS NOT NULL AND trim(CAST(value AS VARCHAR)) <> ''",
-        lambda row, example: (
-            f"is not a number at data row {row} ({show(example)}): "
+        lambda place, example: (
+            f"is not a number at {place} ({show(example)}): "
             "write plain numbers such as 42.5 (empty cells are allowed and skipped)"
         ),
     )
 
 
 def _check_server_ids(table: pa.Table, source: str) -> None:
-    """Fail naming the data row of the first server_id holding a control or text-direction
+    """Fail naming the row of the first server_id holding a control or text-direction
     character (``messages.UNPRINTABLE``): refused, as in a daily table (``coerce.server_ids``)."""
     for server_id in pc.unique(table.column("server_id")).to_pylist():
         code = unprintable(server_id) if isinstance(server_id, str) else None
         if code:
-            row = first_row(table, "server_id", server_id)
+            place = first_place(table, source, "server_id", server_id)
             raise fail(
                 source,
-                f"{col('server_id')} {show(server_id)} at data row {row} has a control or "
+                f"{col('server_id')} {show(server_id)} at {place} has a control or "
                 f"text-direction character ({code}): a server id must be printable text; "
                 "remove the character from the export",
             )
@@ -180,13 +182,15 @@ def _fail_on_first(
     source: str,
     column: str,
     where: str,
-    problem: Callable[[int, Any], str],
+    problem: Callable[[str, Any], str],
 ) -> None:
-    """Fail naming the data row of the first value of ``column`` matching ``where``."""
+    """Fail naming the row (``first_place``) of the first value of ``column`` matching
+    ``where``; ``problem`` words it from that row and the value."""
     found = con.execute(f"SELECT {column} FROM part WHERE {where} LIMIT 1").fetchall()
     if found:
         example = found[0][0]
-        raise fail(source, f"{col(column)} {problem(first_row(table, column, example), example)}")
+        place = first_place(table, source, column, example)
+        raise fail(source, f"{col(column)} {problem(place, example)}")
 
 
 def _check_epoch_seconds(table: pa.Table, source: str) -> None:
@@ -194,10 +198,10 @@ def _check_epoch_seconds(table: pa.Table, source: str) -> None:
     magnitude = pc.abs(table.column("timestamp"))
     largest = pc.max(magnitude).as_py()
     if largest is not None and largest > _MAX_EPOCH_SECONDS:
-        row = int(pc.index(magnitude, largest).as_py()) + 1
+        place = row_name(source, int(pc.index(magnitude, largest).as_py()))
         raise fail(
             source,
-            f"{col('timestamp')} holds {show(largest)} at data row {row}, too large for epoch "
+            f"{col('timestamp')} holds {show(largest)} at {place}, too large for epoch "
             "seconds (milliseconds?): give epoch seconds",
         )
 
@@ -239,8 +243,9 @@ def text_epochs_as_numbers(table: pa.Table) -> pa.Table:
     return table.set_column(table.column_names.index("timestamp"), "timestamp", numbers)
 
 
-def first_row(table: pa.Table, column: str, value: Any) -> int:
-    """1-based data row of the first cell of ``column`` equal to ``value`` (None: empty)."""
+def first_place(table: pa.Table, source: str, column: str, value: Any) -> str:
+    """Where (``read.row_name``) the first cell of ``column`` equal to ``value`` (None: empty)
+    is in ``source``."""
     cells = table.column(column)
     if pa.types.is_dictionary(cells.type):
         cells = cells.cast(cells.type.value_type)
@@ -249,7 +254,8 @@ def first_row(table: pa.Table, column: str, value: Any) -> int:
     else:
         mask = pc.fill_null(pc.equal(cells, pa.scalar(value, type=cells.type)), False)
     index = pc.index(mask, True).as_py()
-    return int(index) + 1 if index is not None and index >= 0 else 0
+    # The value came from the column, so "not found" (-1) is only defensive.
+    return row_name(source, int(index)) if index is not None and index >= 0 else "a row"
 
 
 def _is_number(kind: pa.DataType) -> bool:

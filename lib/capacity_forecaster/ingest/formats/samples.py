@@ -24,7 +24,7 @@ from capacity_forecaster.ingest.formats.daily import aggregate_samples
 from capacity_forecaster.ingest.formats.sample_tables import (
     SAMPLE_COLUMNS,
     SampleTable,
-    first_row,
+    first_place,
     text_epochs_as_numbers,
 )
 from capacity_forecaster.ingest.formats.table_bytes import (
@@ -132,10 +132,8 @@ def _contract_metrics(table: pa.Table, source: str) -> pa.ChunkedArray:
     """The ``metric`` column mapped to contract names (dictionary-encoded: one lookup per name)."""
     column = table.column("metric")
     if column.null_count:
-        row = first_row(table, "metric", None)
-        raise fail(
-            source, f"{col('metric')} is empty at data row {row}: name the metric of every sample"
-        )
+        place = first_place(table, source, "metric", None)
+        raise fail(source, f"{col('metric')} is empty at {place}: name the metric of every sample")
     if not pa.types.is_dictionary(column.type):
         column = pc.dictionary_encode(column.cast(pa.string()))
     chunks = []
@@ -155,9 +153,9 @@ def _unknown_metric(table: pa.Table, source: str, unknown: list[str | None]) -> 
     """The error naming a metric value that is no contract name or known alias."""
     used = pc.unique(table.column("metric").cast(pa.string())).to_pylist()
     example = next(name for name in used if name in unknown)
-    row = first_row(table, "metric", example)
+    place = first_place(table, source, "metric", example)
     return fail(
         source,
-        f"{col('metric')} has the unknown metric {show(example)} at data row {row}: use "
+        f"{col('metric')} has the unknown metric {show(example)} at {place}: use "
         f"{', '.join(METRICS)} or one of {names(sorted(set(METRIC_ALIASES) - set(METRICS)))}",
     )

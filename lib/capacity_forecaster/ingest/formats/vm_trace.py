@@ -27,6 +27,7 @@ from capacity_forecaster.ingest.formats.daily import aggregate_samples
 from capacity_forecaster.ingest.formats.sample_tables import SampleTable, sample_table
 from capacity_forecaster.ingest.formats.table_bytes import column_key, csv_header, read_table_bytes
 from capacity_forecaster.ingest.messages import col, fail, names, show, warn
+from capacity_forecaster.ingest.read import row_name
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _numbers(column: pa.ChunkedArray, source: str, name: str) -> np.ndarray:
         row = int(np.flatnonzero(bad)[0])
         raise fail(
             source,
-            f"{col(name)} is not a number at data row {row + 1} ({show(text.iloc[row])}): "
+            f"{col(name)} is not a number at {row_name(source, row)} ({show(text.iloc[row])}): "
             "every cell of a trace is a number",
         )
     return numbers.to_numpy(dtype=float)
