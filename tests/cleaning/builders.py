@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.calendar_windows import window_flags
 from capacity_forecaster.core.params import FeatureParams
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import METRICS
 
 PARAMS = FeatureParams()
+CALENDAR = CalendarParams()  # month_end (2 business days), quarter_end (5), year_end (5)
+NO_WINDOWS = CalendarParams(windows={"month_end": None, "quarter_end": None, "year_end": None})
 SERVERS = pd.DataFrame({"server_id": ["s1", "s2"], "region": ["us-east-1", "us-east-1"]})
 
 
@@ -38,3 +42,9 @@ def series(
     """One long series on a complete daily grid."""
     dates = pd.date_range(start, periods=len(values), freq="D")
     return pd.DataFrame({"server_id": server, "metric": metric, "date": dates, "value": values})
+
+
+def month_end_days(start: str, n: int) -> np.ndarray:
+    """True on the last two business days of each month in the US (the servers' country)."""
+    dates = pd.date_range(start, periods=n, freq="D")
+    return window_flags(dates, "US", CALENDAR)["month_end"]

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from capacity_forecaster.cleaning.features import build_features, check_features, feature_columns
+from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.vocabulary import METRICS
-from tests.cleaning.builders import PARAMS, SERVERS, metrics_frame, wiggle
+from tests.cleaning.builders import CALENDAR, PARAMS, SERVERS, metrics_frame, wiggle
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def built() -> tuple[pd.DataFrame, dict]:
         ],
         ignore_index=True,
     )
-    return build_features(wide, SERVERS, PARAMS)
+    return build_features(wide, SERVERS, PARAMS, CALENDAR)
 
 
 def test_build_features_layout_and_summary_is_json(built: tuple[pd.DataFrame, dict]) -> None:
@@ -86,3 +87,16 @@ def test_every_valid_day_is_kept(built: tuple[pd.DataFrame, dict]) -> None:
         .eq(1)
         .all()
     )
+
+
+def test_features_are_the_catalogs_columns(built: tuple[pd.DataFrame, dict]) -> None:
+    features, _ = built
+    assert catalog.FEATURES.table is not None
+    assert list(features.columns) == catalog.FEATURES.table.names
+    catalog.check_table(catalog.FEATURES, features)
+    calendar = {"day_of_month", "business_days_to_month_end", "calendar_windows"}
+    assert calendar <= set(features.columns)
+    assert not {"is_eoq_window", "days_to_quarter_end"} & set(features.columns)
+    jan = features[features["date"] == pd.Timestamp("2025-01-31")].iloc[0]
+    assert jan["day_of_month"] == 31 and jan["business_days_to_month_end"] == 0
+    assert jan["calendar_windows"] == "month_end"

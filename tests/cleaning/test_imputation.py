@@ -9,14 +9,14 @@ from capacity_forecaster.cleaning.clean import clean_series
 from capacity_forecaster.cleaning.features import build_features, check_features
 from capacity_forecaster.cleaning.grid import to_long
 from capacity_forecaster.core.params import FeatureParams
-from tests.cleaning.builders import SERVERS, metrics_frame, series, wiggle
+from tests.cleaning.builders import CALENDAR, SERVERS, metrics_frame, series, wiggle
 
 
 def test_two_day_gap_is_interpolated_and_flagged_imputed() -> None:
     values = np.arange(20, dtype=float) + 10.0  # linear, so interpolation is exact
     values[[8, 9]] = np.nan
     cleaned = clean_series(
-        series("2025-01-01", values), FeatureParams(impute_limit_days=2), SERVERS
+        series("2025-01-01", values), FeatureParams(impute_limit_days=2), SERVERS, CALENDAR
     )
 
     np.testing.assert_allclose(cleaned["value"].iloc[[8, 9]], [18.0, 19.0])
@@ -32,12 +32,12 @@ def test_long_gap_stays_nan_and_build_features_drops_it() -> None:
     wide = metrics_frame("2025-01-01", values)
     params = FeatureParams(impute_limit_days=7)
 
-    cleaned = clean_series(to_long(wide), params, SERVERS)
+    cleaned = clean_series(to_long(wide), params, SERVERS, CALENDAR)
     cpu = cleaned[cleaned["metric"] == "cpu_p95"].reset_index(drop=True)
     assert cpu["value"].iloc[gap].isna().all()  # not partially filled
     assert not cpu["is_imputed"].any()
 
-    features, summary = build_features(wide, SERVERS, params)
+    features, summary = build_features(wide, SERVERS, params, CALENDAR)
     gap_days = pd.date_range("2025-01-01", periods=150)[gap]
     assert not features["date"].isin(gap_days).any()
     # Left out: the 10 gap days only. Every observed day is kept, the first ones and the days

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from capacity_forecaster.cleaning.features import feature_columns
-from capacity_forecaster.cleaning.lag_features import add_lag_features
+from capacity_forecaster.cleaning.lag_features import add_lag_features, lag_columns
 from tests.cleaning.builders import PARAMS, series, wiggle
 
 
@@ -33,7 +32,7 @@ def test_lag_is_the_value_k_days_earlier_within_the_series() -> None:
 
 def test_rolling_features_never_see_the_current_day() -> None:
     base = series("2025-01-01", wiggle(40))
-    cols = feature_columns(PARAMS)[8:]
+    cols = lag_columns(PARAMS.lags, PARAMS.rolling_windows)
     before = add_lag_features(base, PARAMS.lags, PARAMS.rolling_windows)
     changed = base.copy()
     changed.loc[35, "value"] = 99.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import get_args
+from typing import get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -20,7 +20,9 @@ def _leaves(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
         candidates = (field.annotation, *get_args(field.annotation))
         sections = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
         if sections:
-            yield from _leaves(sections[0], f"{prefix}{name}.")
+            # A mapping of named sections (calendar.windows) is keyed by the user's names.
+            named = get_origin(field.annotation) is dict
+            yield from _leaves(sections[0], f"{prefix}{name}.{'<name>.' if named else ''}")
         else:
             yield f"{prefix}{name}"
 

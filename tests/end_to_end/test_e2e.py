@@ -134,9 +134,11 @@ def test_features_are_long_by_metric_and_finite(ci_run) -> None:
     # value_raw keeps what was measured: missing exactly where a gap was imputed.
     assert (features["value_raw"].isna() == features["is_imputed"]).all()
     assert (numeric.abs() < float("inf")).all().all()
-    assert {"lag_7", "roll_mean_28", "is_eoq_window", "days_to_quarter_end", "is_holiday"} <= set(
-        features.columns
-    )
+    calendar = {"day_of_month", "business_days_to_month_end", "calendar_windows", "is_holiday"}
+    assert {"lag_7", "roll_mean_28", *calendar} <= set(features.columns)
+    # The ci params keep the default windows: every month has its month end.
+    month_ends = features.loc[features["calendar_windows"].str.contains("month_end"), "date"]
+    assert month_ends.dt.to_period("M").nunique() == features["date"].dt.to_period("M").nunique()
 
 
 def test_models_backtest_and_metrics(ci_run) -> None:

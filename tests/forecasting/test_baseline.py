@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from capacity_forecaster.core.errors import StageCheckError
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.forecasting.models import (
     PREDICTION_COLUMNS,
     check_roundtrip,
@@ -132,8 +133,8 @@ def test_predict_before_fit_and_unknown_model_name() -> None:
     with pytest.raises(RuntimeError):
         SeasonalNaiveModel().predict(pd.date_range("2026-01-01", periods=3))
     assert isinstance(
-        make_model("seasonal_naive", quarter_end_business_days=5, n_jobs=1, seed=0),
+        make_model("seasonal_naive", calendar=CalendarParams(), n_jobs=1, seed=0),
         SeasonalNaiveModel,
     )
     with pytest.raises(ValueError, match="unknown model"):
-        make_model("arima", quarter_end_business_days=5, n_jobs=1, seed=0)
+        make_model("arima", calendar=CalendarParams(), n_jobs=1, seed=0)

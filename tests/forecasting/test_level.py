@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.forecasting.models import check_roundtrip, make_model, save_model
 
 START = pd.Timestamp("2026-01-05")
@@ -24,7 +25,7 @@ def _series(values: list[float], imputed: list[bool] | None = None) -> pd.DataFr
 
 
 def _model():
-    return make_model("recent_level", quarter_end_business_days=5, n_jobs=1, seed=0)
+    return make_model("recent_level", calendar=CalendarParams(), n_jobs=1, seed=0)
 
 
 def test_forecast_is_the_median_of_the_last_observed_week_clipped() -> None:

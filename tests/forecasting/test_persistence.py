@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from capacity_forecaster.core.errors import StageCheckError, StorageError
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import MODEL_NAMES
 from capacity_forecaster.forecasting.models import (
     MODEL_FILES,
@@ -51,7 +52,7 @@ def test_every_model_name_has_a_class_and_a_file() -> None:
     for name in MODEL_NAMES:
         assert model_class(name).name == name
         assert MODEL_FILES[name] == f"models/{name}.model"
-        model = make_model(name, quarter_end_business_days=5, n_jobs=1, seed=0)
+        model = make_model(name, calendar=CalendarParams(), n_jobs=1, seed=0)
         assert model.name == name and model.horizon_days_ is None
     with pytest.raises(ValueError, match="unknown model 'arima'"):
         model_class("arima")

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from prophet import Prophet
 
-from capacity_forecaster.core.calendar import quarter_end_window
+from capacity_forecaster.core.calendar_windows import window_flags
 from capacity_forecaster.core.errors import StorageError
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.forecasting.models import load_model, save_model
 from capacity_forecaster.forecasting.models.prophet import (
     PUBLIC_HOLIDAY,
-    QUARTER_END_HOLIDAY,
     ProphetModel,
     fitting,
     predicting,
@@ -140,18 +140,49 @@ def test_constant_and_short_series_fall_back_flat(
         model.prophet_for("srv-c", "disk_p95")
 
 
-def test_holidays_hold_public_days_and_the_quarter_end_window(model: ProphetModel) -> None:
+WINDOWS = {"month_end", "quarter_end", "year_end"}  # the default calendar's
+
+
+@pytest.mark.parametrize(
+    ("server_id", "country"), [("srv-a", "US"), ("srv-b", "DE"), ("srv-d", None)]
+)
+def test_each_calendar_window_is_a_holiday_on_its_days_in_the_country(
+    model: ProphetModel, server_id: str, country: str | None
+) -> None:
+    holidays = model.prophet_for(server_id, "cpu_p95").holidays
+    span = pd.date_range(holidays["ds"].min(), holidays["ds"].max(), freq="D")
+    assert span[-1] > END + pd.Timedelta(days=300)  # covers the forecast window
+    flags = window_flags(span, country, CalendarParams())
+    for name in WINDOWS:
+        days = pd.DatetimeIndex(holidays.loc[holidays["holiday"] == name, "ds"])
+        assert list(days) == list(span[flags[name]]), name
+
+
+def test_public_holidays_are_one_pooled_effect_beside_the_windows(model: ProphetModel) -> None:
     us = model.prophet_for("srv-a", "cpu_p95").holidays
-    quarter_end = us[us["holiday"] == QUARTER_END_HOLIDAY]["ds"]
-    assert len(quarter_end) > 0
-    assert quarter_end_window(pd.DatetimeIndex(quarter_end)).all()
-    assert quarter_end.max() > END + pd.Timedelta(days=300)  # covers the forecast window
     assert pd.Timestamp("2025-12-25") in set(us["ds"])  # country column: US
-    assert set(us["holiday"]) == {QUARTER_END_HOLIDAY, PUBLIC_HOLIDAY}  # one pooled effect
+    assert set(us["holiday"]) == {*WINDOWS, PUBLIC_HOLIDAY}  # one pooled effect
     de = model.prophet_for("srv-b", "cpu_p95").holidays  # eu-central -> DE via the region
     assert pd.Timestamp("2025-10-03") in set(de["ds"])  # German Unity Day
     nowhere = model.prophet_for("srv-d", "cpu_p95").holidays  # unknown region
-    assert set(nowhere["holiday"]) == {QUARTER_END_HOLIDAY}
+    assert set(nowhere["holiday"]) == WINDOWS
+
+
+def test_extra_holidays_join_the_public_ones_and_move_the_month_end(
+    servers: pd.DataFrame,
+) -> None:
+    # 2026-02-27 is the last business day of February in the US; a day off there moves the
+    # two month-end days back to 25-26 February.
+    calendar = CalendarParams(extra_holidays={"US": ["2026-02-27"]})
+    history = _series("srv-a", "cpu_p95", _weekly(120))
+    model = ProphetModel(n_jobs=1, progress=False, calendar=calendar)
+    holidays = model.fit(history, servers, horizon_days=60).prophet_for("srv-a", "cpu_p95").holidays
+    february = holidays[holidays["ds"].dt.strftime("%Y-%m") == "2026-02"]
+    assert pd.Timestamp("2026-02-27") in set(
+        february.loc[february["holiday"] == PUBLIC_HOLIDAY, "ds"]
+    )
+    month_end = february.loc[february["holiday"] == "month_end", "ds"]
+    assert list(month_end.dt.day) == [25, 26]
 
 
 def test_weekly_pattern_is_forecast(forecast: pd.DataFrame) -> None:

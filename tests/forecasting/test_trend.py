@@ -1,12 +1,19 @@
-"""The robust damped-trend model: shapes, trend and weekly pattern, no look-ahead, bounds, bytes."""
+"""The robust damped-trend model: shapes, trend and weekly pattern, no look-ahead, bounds, bytes,
+and the business calendar's windows."""
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
+
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
-from capacity_forecaster.core.errors import StageCheckError
+from capacity_forecaster.core.calendar_windows import window_flags
+from capacity_forecaster.core.errors import StageCheckError, StorageError
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.forecasting.models import (
     PREDICTION_COLUMNS,
     check_roundtrip,
@@ -17,14 +24,15 @@ from capacity_forecaster.forecasting.models import (
 from capacity_forecaster.forecasting.models.trend import (
     RobustTrendModel,
     _centred_weekly_mean,
-    _forecast,
     select_config,
     sharp_drops,
+    window_days,
 )
 
 START = pd.Timestamp("2026-01-05")  # a Monday
 WEEKLY = np.array([1.0, 1.5, 1.5, 1.0, 0.0, -2.5, -2.5])  # sums to zero
-NO_SERVERS = pd.DataFrame()  # robust_trend uses no server metadata
+NO_SERVERS = pd.DataFrame()  # robust_trend needs no server metadata (windows: Monday-Friday)
+GERMAN = pd.DataFrame({"server_id": ["srv-1"], "region": ["eu-central"]})  # DE business days
 
 
 def _fit(history: pd.DataFrame, horizon_days: int) -> RobustTrendModel:
@@ -116,12 +124,14 @@ def test_changing_the_future_does_not_change_a_forecast() -> None:
 
 def test_selection_keeps_the_trend_of_trending_series_and_drops_it_for_noise() -> None:
     rng = np.random.default_rng(3)
-    weekday = np.arange(300) % 7
+    dates = pd.date_range(START, periods=300, freq="D")
+    weekday = dates.day_of_week.to_numpy()
+    windows = window_days(dates, [None] * 4, CalendarParams())
     growing = 20 + 0.1 * np.arange(300)[:, None] + rng.normal(0, 0.3, (300, 4))
-    (_, _, phi, cleanups), scores = select_config(growing, weekday, horizon_days=60)
+    (_, _, phi, cleanups, _), scores = select_config(growing, weekday, windows, horizon_days=60)
     assert scores and phi >= 0.97 and not cleanups
     noise = 40 + rng.normal(0, 3.0, (300, 4))  # no trend: extrapolating slopes only hurts
-    (_, _, phi, _), _ = select_config(noise, weekday, horizon_days=60)
+    (_, _, phi, _, _), _ = select_config(noise, weekday, windows, horizon_days=60)
     assert phi <= 0.9
 
 
@@ -159,7 +169,7 @@ def test_predict_before_fit_raises() -> None:
 
 def test_round_trip_predicts_identically() -> None:
     history = _fleet()
-    model = make_model("robust_trend", quarter_end_business_days=5, n_jobs=1, seed=0).fit(
+    model = make_model("robust_trend", calendar=CalendarParams(), n_jobs=1, seed=0).fit(
         history, NO_SERVERS, horizon_days=30
     )
     dates = _after(history, 30)
@@ -241,19 +251,15 @@ def test_series_without_a_consistent_cleanup_level_keep_the_damped_trend() -> No
     history = _cleanup_fleet(370)
     dates = _after(history, 60)
     model = _fit(history, 60)
-    server_ids, _, state = model.states_["disk_p95"]
-    phi = model.configs_["disk_p95"][2]
-    without = _forecast(
-        type(state)(state.level, state.slope, state.profile),
-        np.arange(1, 61),
-        dates.day_of_week.to_numpy(),
-        phi,
-    )
+    server_ids, last, state = model.states_["disk_p95"]
+    plain = _fit(history, 60)
+    plain.states_["disk_p95"] = (server_ids, last, replace(state, peak=None, ratio=None))
+    without = plain.predict(dates).set_index(["server_id", "date"])["yhat"]
     predicted = model.predict(dates).set_index(["server_id", "date"])["yhat"]
     for k, server in enumerate(server_ids):
         if server != "srv-saw":
             assert np.isnan(state.peak[k])
-            np.testing.assert_array_equal(predicted[server].to_numpy(), without[:, k])
+            np.testing.assert_array_equal(predicted[server].to_numpy(), without[server].to_numpy())
             assert np.diff(predicted[server].to_numpy()).min() > 0  # no drop
 
 
@@ -289,3 +295,67 @@ def test_centred_weekly_mean_is_pandas_centred_rolling_mean(days: int) -> None:
     y[rng.random(y.shape) < 0.3] = np.nan
     expected = pd.DataFrame(y).rolling(7, center=True, min_periods=5).mean().to_numpy()
     np.testing.assert_allclose(_centred_weekly_mean(y), expected, rtol=0, atol=1e-9)
+
+
+def _month_end_series(spike: float, days: int = 480) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    """Growing cpu with a weekly pattern and noise, ``spike`` points higher on the month-end
+    days of Germany; the 60 days after it."""
+    dates = pd.date_range(START, periods=days + 60, freq="D")
+    inside = window_flags(dates, "DE", CalendarParams())["month_end"]
+    noise = np.random.default_rng(5).normal(0.0, 0.5, len(dates))
+    values = 30 + 0.02 * np.arange(len(dates)) + WEEKLY[dates.day_of_week] + spike * inside
+    return _series((values + noise)[:days], metric="cpu_p95"), dates[days:]
+
+
+def test_a_month_end_spike_lifts_month_end_days_only() -> None:
+    # The same series with and without +20 on month-end days: the spike is forecast on the
+    # horizon's month-end days, and the other days are forecast as if there were none.
+    future = _after(_month_end_series(0.0)[0], 60)
+    inside = window_flags(future, "DE", CalendarParams())["month_end"]
+    forecasts = {}
+    for spike in (0.0, 20.0):
+        history, _ = _month_end_series(spike)
+        model = RobustTrendModel().fit(history, GERMAN, horizon_days=60)
+        forecasts[spike] = model.predict(future)["yhat"].to_numpy()
+    assert inside.sum() >= 2  # the horizon holds month ends
+    np.testing.assert_allclose(forecasts[20.0][~inside], forecasts[0.0][~inside], atol=1.0)
+    rise = forecasts[20.0][inside] - forecasts[0.0][inside]
+    np.testing.assert_allclose(rise, 20.0, atol=2.0)
+
+
+def test_a_window_seen_once_gets_no_effect() -> None:
+    # One year end in the history, 20 points up: an anecdote, no effect; nor does it move the
+    # quarter end it falls in (one of five). The monthly spike is learned beside them.
+    dates = pd.date_range("2025-06-02", "2026-06-30", freq="D")
+    flags = window_flags(dates, "DE", CalendarParams())
+    noise = np.random.default_rng(6).normal(0.0, 0.5, len(dates))
+    values = 40 + WEEKLY[dates.day_of_week] + 15 * flags["month_end"] + 20 * flags["year_end"]
+    history = _series(values + noise, metric="cpu_p95")
+    history["date"] = dates
+    model = RobustTrendModel().fit(history, GERMAN, horizon_days=30)
+    assert model.configs_["cpu_p95"][4]  # window effects chosen on inner origins
+    effects = dict(
+        zip(model.calendar.windows, model.states_["cpu_p95"][2].effects[:, 0], strict=True)
+    )
+    assert effects["year_end"] == 0.0
+    assert effects["quarter_end"] == pytest.approx(0.0, abs=1.0)
+    assert effects["month_end"] == pytest.approx(15.0, abs=1.0)
+
+
+def test_round_trip_keeps_the_calendar_and_the_window_effects() -> None:
+    calendar = CalendarParams(windows={"payroll": {"kind": "day_of_month", "day": 15}})
+    history, future = _month_end_series(20.0)
+    model = RobustTrendModel(calendar=calendar).fit(history, GERMAN, horizon_days=60)
+    data = save_model(model)
+    loaded = load_model(data, name="robust_trend", horizon_days=60)
+    assert isinstance(loaded, RobustTrendModel)
+    assert loaded.calendar == calendar and loaded.countries_ == {"srv-1": "DE"}
+    pd.testing.assert_frame_equal(loaded.predict(future), model.predict(future))
+    np.testing.assert_array_equal(
+        loaded.states_["cpu_p95"][2].effects, model.states_["cpu_p95"][2].effects
+    )
+    # A model saved before the calendar (state version 1) is refused with what to do.
+    buffer = io.BytesIO()
+    joblib.dump({**joblib.load(io.BytesIO(data)), "state_version": 1}, buffer)
+    with pytest.raises(StorageError, match=r"state version 1\b.*rerun from 04_train"):
+        load_model(buffer.getvalue(), name="robust_trend")

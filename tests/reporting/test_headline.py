@@ -56,6 +56,7 @@ def test_headline_has_documented_keys_and_is_strict_json(fleet: Fleet) -> None:
         "metric": "mem_p95",
         "breach_date": "2026-07-05",
         "days_to_breach": 5,
+        "breach_window": "",
         "over_now": False,
         "current_p95": 70.0,
         "threshold": 85.0,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from capacity_forecaster.reporting import chart_data, tables
+from capacity_forecaster.reporting.tables import window_text
+from capacity_forecaster.reporting.text import breach_when
 from tests.reporting.report_fleet import Fleet
 
 
@@ -97,3 +99,12 @@ def test_a_sized_action_names_the_servers_other_resize_behind_its_cost(fleet: Fl
     table = tables.at_risk_table(fleet.risk, include_low=True, clusters=clusters)
     action = table[(table["Server"] == "srv-004") & (table["Metric"] == "Memory")]["Action"]
     assert action.iloc[0] == "64 -> 96 GB memory: forecast peak 60 %; 16 -> 4 cores, -$300/month"
+
+
+def test_a_breach_in_a_calendar_window_is_named_for_a_reader() -> None:
+    assert window_text("month_end", True) == "month end only"
+    assert window_text("month_end, quarter_end", False) == "month end, quarter end"
+    assert window_text("", False) == ""
+    row = {"breach_date": "2026-07-30", "breach_window": "month_end", "over_now": False}
+    assert breach_when(row) == "2026-07-30 (month end)"
+    assert breach_when({**row, "breach_window": ""}) == "2026-07-30"

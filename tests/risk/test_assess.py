@@ -30,7 +30,7 @@ def test_flat_series_well_under_the_threshold_is_never_flagged(fleet: dict) -> N
         assert np.isnan(row["days_to_breach"])
         assert np.isnan(row["days_to_breach_upper"])
         assert pd.isna(row["breach_date"])
-        assert not row["eoq_breach"]
+        assert row["breach_window"] == "" and not row["breach_window_only"]
     assert row_of(fleet["risk"], "s2")["current_p95"] == pytest.approx(40.0)
 
 

@@ -73,7 +73,11 @@ def test_rebuilding_from_the_first_changed_stage_is_allowed() -> None:
     [
         ({"report": {"top_n": 5}}, "06"),  # the risk summary lists the top n too
         ({"features": {"outlier_window": 21}}, "03"),
-        ({"features": {"quarter_end_business_days": 3}}, "01"),  # the synthetic fleet's EOQ
+        # The synthetic fleet's month-end and quarter-end load follow the calendar.
+        (
+            {"calendar": {"windows": {"quarter_end": {"kind": "quarter_end", "business_days": 3}}}},
+            "01",
+        ),
         ({"run": {"seed": 8}}, "01"),
         ({"cluster": {"k": 5}}, "07"),
     ],
@@ -154,7 +158,7 @@ _READS_OF_CALLS = {
     "read_fleet": ("data", "storage"),
     "model_factories": (
         "models.enabled",
-        "features.quarter_end_business_days",
+        "calendar",
         "compute.n_jobs",
         "run.seed",
     ),

@@ -1,12 +1,14 @@
 """Stage 03 (ETL): validated metrics -> cleaned series with calendar and lag features.
 
 The chain is ``grid.to_long`` (a complete daily grid per server x metric) ->
-``clean.clean_series`` (outliers replaced, short gaps interpolated) ->
+``clean.clean_series`` (outliers replaced, short gaps interpolated; the business calendar's
+holidays and rare windows protected) ->
 ``calendar_features.add_calendar_features`` -> ``lag_features.add_lag_features`` -> keep the
 days with a value (observed, or imputed inside a short gap). No valid day is dropped to warm
 up the lag and rolling columns: they are empty where their window is incomplete, since no
-later stage reads them (the tree models build their own features from the series). ``build_features`` runs it; ``check_features`` asserts the stage's
-post-conditions. Plain functions on frames; no I/O.
+later stage reads them (the tree models build their own features from the series).
+``build_features`` runs it; ``check_features`` asserts the stage's post-conditions. Plain
+functions on frames; no I/O.
 """
 
 from __future__ import annotations
@@ -26,11 +28,15 @@ from capacity_forecaster.cleaning.lag_features import add_lag_features, lag_colu
 from capacity_forecaster.core import catalog
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import FeatureParams
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import METRICS, SERIES_KEY
 
 logger = logging.getLogger(__name__)
 
-BOOL_COLUMNS = ("is_outlier", "is_imputed", "is_weekend", "is_eoq_window", "is_holiday")
+# For callers without a params file (tests, benchmarks): the calendar's default windows.
+DEFAULT_CALENDAR = CalendarParams()
+
+BOOL_COLUMNS = ("is_outlier", "is_imputed", "is_weekend", "is_holiday")
 WHERE = catalog.FEATURES.key
 
 
@@ -45,9 +51,13 @@ def output_columns(params: FeatureParams) -> list[str]:
 
 
 def build_features(
-    metrics: pd.DataFrame, servers: pd.DataFrame, params: FeatureParams
+    metrics: pd.DataFrame,
+    servers: pd.DataFrame,
+    params: FeatureParams,
+    calendar: CalendarParams = DEFAULT_CALENDAR,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Stage 03: metrics + servers -> (features, summary).
+    """Stage 03: metrics + servers -> (features, summary), with ``calendar`` (``params.calendar``)
+    for the calendar columns and the days cleaning protects.
 
     Days without a value (inside gaps longer than ``impute_limit_days``, which are not
     imputed) are left out; every observed day is kept. Summary counts are over the long grid: rows_in (grid rows), rows_out,
@@ -55,8 +65,8 @@ def build_features(
     """
     began = time.perf_counter()
     long = to_long(metrics)
-    frame = clean_series(long, params, servers)
-    frame = add_calendar_features(frame, servers, params.quarter_end_business_days)
+    frame = clean_series(long, params, servers, calendar)
+    frame = add_calendar_features(frame, servers, calendar)
     frame = add_lag_features(frame, params.lags, params.rolling_windows)
 
     complete = np.isfinite(frame["value"].to_numpy(dtype=np.float64, na_value=np.nan))

@@ -42,6 +42,28 @@ YEAR_DAYS = 364  # 52 weeks: the same season, on the same weekdays, a year earli
 YEARLY_CYCLE_DAYS = 365
 
 
+def server_countries(servers: pd.DataFrame) -> pd.Series:
+    """ISO country per server_id: the ``country`` column where set, else from ``region``."""
+    if "region" not in servers.columns and "country" not in servers.columns:
+        raise ValueError("servers frame needs a region or country column for the holiday calendar")
+    table = servers.drop_duplicates("server_id").set_index("server_id")
+    if len(table) < len(servers):
+        logger.warning("servers: %d duplicate server_id rows ignored", len(servers) - len(table))
+    country = pd.Series(None, index=table.index, dtype=object)
+    if "region" in table.columns:
+        regions = table["region"].dropna().unique()
+        lookup = {region: country_for_region(region) for region in regions}
+        country = table["region"].map(lookup).astype(object)
+    if "country" in table.columns:
+        given = table["country"].astype(object).where(table["country"].notna())
+        given = given.map(lambda c: str(c).strip().upper() or None, na_action="ignore")
+        country = given.where(given.notna(), country)
+    # None, never NaN, for an unknown country: callers test ``country is None``.
+    return pd.Series(
+        [c if isinstance(c, str) else None for c in country], index=country.index, dtype=object
+    )
+
+
 def country_for_region(region: str) -> str | None:
     """The ISO country code whose holidays apply in ``region``, or None when unknown."""
     key = str(region).strip().lower()

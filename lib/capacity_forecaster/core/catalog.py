@@ -171,9 +171,11 @@ FEATURES = Product(
             Column("month", "int", min=1, max=12),
             Column("quarter", "int", min=1, max=4),
             Column("day_of_year", "int", min=1, max=366),
+            Column("day_of_month", "int", min=1, max=31),
             Column("is_weekend", "bool"),
-            Column("is_eoq_window", "bool"),
-            Column("days_to_quarter_end", "int", min=0),
+            Column("business_days_to_month_end", "int", min=0),
+            # Names of the params' calendar windows the day falls in, ", "-joined; "" for none.
+            Column("calendar_windows", "string"),
             Column("is_holiday", "bool"),
             # Empty where the window reaches back past the series' first day or into a gap.
             *(_utilisation(f"lag_{lag}", nullable=True) for lag in (1, 7, 14, 28)),
@@ -182,6 +184,25 @@ FEATURES = Product(
                 for days in (7, 28)
                 for stat in ("mean", "std", "max")
             ),
+        )
+    ),
+)
+CALENDAR_EFFECTS = Product(
+    "processed/calendar_effects.parquet",
+    ETL,
+    (REPORT,),
+    "per series and calendar window: the raw values' uplift over the month's other business "
+    "days, how often it was seen and whether it is a clear recurring uplift",
+    "table",
+    TableSchema(
+        (
+            *_SERIES_COLUMNS,
+            Column("window", "string"),
+            # Median over occurrences; empty (as share_up) where the window was never seen.
+            Column("uplift_pts", "float", nullable=True, min=-100.0, max=100.0),
+            Column("occurrences", "int", min=0),
+            Column("share_up", "float", nullable=True, min=0.0, max=1.0),
+            Column("clear", "bool"),
         )
     ),
 )
@@ -330,7 +351,10 @@ RISK = Product(
             Column("breach_date_upper", "datetime", nullable=True),
             Column("breach_probability", "float", min=0.0, max=1.0),
             Column("breach_probability_soon", "float", min=0.0, max=1.0),
-            Column("eoq_breach", "bool"),
+            # Business-calendar windows of the first breach day ("month_end"; "" none), and
+            # whether the series crosses its threshold on window days only.
+            Column("breach_window", "string"),
+            Column("breach_window_only", "bool"),
             Column("seasonal_peak", "bool"),
             Column("risk_level", "string"),
             Column("risk_reason", "string"),

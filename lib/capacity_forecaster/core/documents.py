@@ -147,6 +147,9 @@ class EarliestBreach(_Document):
         description="the forecast's first day at or over the threshold; over now: the last day"
     )
     days_to_breach: float | None = Field(description="0 when over the threshold now")
+    breach_window: str = Field(
+        description="business-calendar windows the breach day falls in ('month_end'), or ''"
+    )
     over_now: bool = Field(description="the recent P95 is at or over the threshold already")
     current_p95: float | None = Field(description="P95 of the last weeks of history, %")
     threshold: float | None = Field(description="the series' threshold, %")
@@ -163,7 +166,10 @@ class RiskSummary(_Summary):
     servers: Count
     levels: RiskLevels
     by_metric: dict[str, dict[str, float | None]]
-    eoq_breaches: Count
+    window_breaches: dict[str, dict[str, Count]] = Field(
+        description="per calendar window: series whose first breach falls in it (breaches), "
+        "and those crossing on its days only (window_only)"
+    )
     series_over_now: Count = Field(
         description="series whose recent P95 is at or over the threshold"
     )

@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from capacity_forecaster.core.errors import ParamsError
 from capacity_forecaster.core.params_base import ParamsSection, short_repr, shorten
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.params_cloudwatch import CloudWatchSourceOptions
 from capacity_forecaster.core.params_formats import FormatName, FormatOptions
 from capacity_forecaster.core.params_yaml import load_yaml
@@ -144,6 +145,26 @@ class SyntheticParams(ParamsSection):
         le=0.5,
         description="Share (0-1) of server-days lost to simulated monitoring outages",
     )
+    month_end_share: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Share (0-1) of servers whose load rises on the month_end window's days "
+        "(close, payroll, settlement), as bank fleets do",
+    )
+    month_end_uplift: tuple[float, float] = Field(
+        (10.0, 25.0),
+        description="Range of that rise, in percentage points of CPU (memory and disk rise "
+        "less), drawn per server",
+    )
+
+    @field_validator("month_end_uplift")
+    @classmethod
+    def _uplift_range(cls, bounds: tuple[float, float]) -> tuple[float, float]:
+        low, high = bounds
+        if not 0 <= low <= high <= 60:
+            raise ValueError("must be [low, high] with 0 <= low <= high <= 60 points")
+        return bounds
 
 
 # The shortest history the pipeline forecasts from: 14 days to train and two backtest origins
@@ -274,12 +295,17 @@ class FeatureParams(ParamsSection):
         (7, 28),
         description="Rolling mean, std and max features over this many past days, per window",
     )
-    quarter_end_business_days: int = Field(
-        5,
-        ge=1,
-        le=20,
-        description="Last business days of each quarter treated as the quarter-end load window",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_quarter_end_business_days(cls, data: Any) -> Any:
+        # The quarter end is one window of the business calendar now, beside month end.
+        if isinstance(data, dict) and "quarter_end_business_days" in data:
+            raise ValueError(
+                "quarter_end_business_days moved to the business calendar: set "
+                "calendar.windows.quarter_end.business_days instead"
+            )
+        return data
 
     @field_validator("lags", "rolling_windows")
     @classmethod
@@ -532,6 +558,11 @@ class Params(ParamsSection):
     )
     models: ModelParams = Field(
         ModelParams(), description="Forecasting models, backtest and prediction intervals"
+    )
+    calendar: CalendarParams = Field(
+        CalendarParams(),
+        description="Business calendar: recurring windows of load (month end, quarter end, "
+        "your own) and extra holidays",
     )
     forecast: ForecastParams = Field(ForecastParams(), description="Forecast horizon")
     risk: RiskParams = Field(RiskParams(), description="Thresholds and risk-level rules")

@@ -66,7 +66,9 @@ def _walk(
         section = _submodel(field.annotation)
         yield key, field, section
         if section is not None:
-            yield from _walk(section, f"{key}.")
+            # A mapping of named sections (calendar.windows): its keys are the user's names.
+            named = get_origin(field.annotation) is dict
+            yield from _walk(section, f"{key}.<name>." if named else f"{key}.")
 
 
 def leaf_keys() -> list[str]:
@@ -82,6 +84,8 @@ def _type_name(annotation: Any) -> str:
         return _type_name(args[0])
     if origin is Literal:
         return "one of " + ", ".join(f"`{_value(a)}`" for a in args)
+    if origin is dict and _submodel(args[1]) is not None:
+        return "mapping of name to section"
     if _submodel(annotation) is not None:
         return "section" + (", optional" if type(None) in args else "")
     if origin in (Union, types.UnionType):
@@ -172,7 +176,11 @@ def render_params_reference() -> str:
     """The params reference as Markdown: one table per section, every key by its dotted path."""
     lines = [_INTRO]
     # The top level holds only sections; each section, nested ones too, gets its own table.
-    sections = [(f"{key}.", section) for key, _, section in _walk(Params) if section is not None]
+    sections = [
+        (f"{key}.<name>." if get_origin(field.annotation) is dict else f"{key}.", section)
+        for key, field, section in _walk(Params)
+        if section is not None
+    ]
     for prefix, model in sections:
         lines.append(f"## `{prefix[:-1]}`\n")
         doc = (model.__doc__ or "").strip()

@@ -166,6 +166,7 @@ def build_pdf(
     actions: pd.DataFrame,
     charts: Mapping[str, bytes] | None = None,
     *,
+    recurring_peaks: pd.DataFrame | None = None,
     title: str = "Server capacity outlook",
     classification: str = "Internal use only",
     max_actions: int = 15,
@@ -177,7 +178,8 @@ def build_pdf(
     ``tables.cluster_table(recommendations, clusters)``; ``actions``
     ``tables.recommendation_table(clusters)`` (the first ``max_actions`` rows are shown);
     ``charts`` maps a chart title to PNG bytes, in the order to show (empty or None: no chart
-    section; an empty value is skipped with a warning, unreadable bytes raise ValueError).
+    section; an empty value is skipped with a warning, unreadable bytes raise ValueError);
+    ``recurring_peaks`` ``tables.recurring_peaks_table(effects)`` (its first rows are shown).
     """
     styles = pdf_styles()  # registers the fonts the canvas furniture uses too
     run_id = str(sections.get(summary, "run_id"))
@@ -191,6 +193,7 @@ def build_pdf(
         *sections.cover(summary, title, styles),
         *sections.executive_summary(summary, styles),
         *sections.at_risk_section(at_risk, styles),
+        *sections.recurring_peaks_section(recurring_peaks, styles),
         *sections.accuracy_section(summary, accuracy, styles),
         *sections.savings_section(summary, clusters, actions, max_actions, styles),
         *sections.chart_section(charts or {}, styles),

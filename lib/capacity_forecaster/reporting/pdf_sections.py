@@ -411,6 +411,35 @@ def at_risk_section(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
     return story
 
 
+RECURRING_PEAKS_SHOWN = 15
+
+
+def recurring_peaks_section(peaks: pd.DataFrame | None, styles: PdfStyles) -> list[Flowable]:
+    """The series with the largest clear recurring uplift in a calendar window (month end,
+    quarter end, the params' own), when any."""
+    if peaks is None or peaks.empty:
+        return []
+    shown = peaks.head(RECURRING_PEAKS_SHOWN)
+    more = len(peaks) - len(shown)
+    columns = [
+        Column("Server", "Server", 34),
+        Column("Metric", "Metric", 16),
+        Column("Recurring peaks", "Window: uplift over the month's other business days", 124),
+    ]
+    note = (
+        "Series whose load rises in a business-calendar window month after month (median "
+        "uplift, values as read); the forecasts and risk dates carry these windows."
+    )
+    if more:
+        note += f" {more} more in the workbook's Recurring peaks sheet."
+    return [
+        Spacer(1, 3 * mm),
+        paragraph("Recurring peaks in calendar windows", styles.h2),
+        paragraph(note, styles.note),
+        report_table(shown, columns, styles),
+    ]
+
+
 def _sized_actions(at_risk: pd.DataFrame, styles: PdfStyles) -> list[Flowable]:
     """What each listed series should move to (``tables.series_actions``), when the table
     carries the actions."""

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from capacity_forecaster.core import catalog
+from capacity_forecaster.core.calendar_windows import window_label
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.vocabulary import (
     AT_RISK_LEVELS,
@@ -75,7 +76,7 @@ RISK_COLUMNS = MappingProxyType(
         "environment": "Environment",
         "criticality": "Criticality",
         "model": "Model",
-        "eoq_breach": "EOQ breach",
+        "breach_window": "Breach window",
         "seasonal_peak": "Seasonal peak",
         "risk_reason": "Reason",
         "trust_note": "Trust note",
@@ -169,8 +170,54 @@ def at_risk_table(
     table["Metric"] = table["Metric"].map(metric_label)
     if "Model" in table:
         table["Model"] = table["Model"].map(model_label)
+    if "Breach window" in table:
+        alone = ordered.get("breach_window_only", pd.Series(False, index=ordered.index))
+        only = alone.fillna(False).astype(bool).to_numpy()
+        table["Breach window"] = [
+            window_text(str(names), bool(alone))
+            for names, alone in zip(table["Breach window"].fillna(""), only, strict=True)
+        ]
     table.insert(0, "Rank", np.arange(1, len(table) + 1))
     return table
+
+
+def recurring_peaks_table(effects: pd.DataFrame) -> pd.DataFrame:
+    """The series with a clear recurring uplift in a business-calendar window
+    (processed/calendar_effects.parquet), largest first: Server, Metric, ``Recurring peaks``
+    (``month end +19 pts, quarter end +8 pts``) and the largest uplift in points."""
+    require_columns(
+        effects,
+        ["server_id", "metric", "window", "uplift_pts", "clear"],
+        catalog.CALENDAR_EFFECTS.key,
+    )
+    clear = effects[effects["clear"].astype(bool)].sort_values(
+        ["uplift_pts", "server_id", "metric"], ascending=[False, True, True], kind="mergesort"
+    )
+    text = [
+        f"{window_label(str(w))} {u:+.0f} pts"
+        for w, u in zip(clear["window"], clear["uplift_pts"], strict=True)
+    ]
+    grouped = clear.assign(text=text).groupby(["server_id", "metric"], sort=False)
+    table = grouped.agg(peaks=("text", ", ".join), largest=("uplift_pts", "max")).reset_index()
+    table = table.sort_values("largest", ascending=False, kind="mergesort", ignore_index=True)
+    table["metric"] = table["metric"].map(metric_label)
+    return table.rename(
+        columns={
+            "server_id": "Server",
+            "metric": "Metric",
+            "peaks": "Recurring peaks",
+            "largest": "Largest uplift (pts)",
+        }
+    )
+
+
+def window_text(names: str, window_only: bool) -> str:
+    """Stage 06's ``breach_window`` for a reader: ``month end`` (``month end only`` when the
+    series crosses on that window's days only), '' for none."""
+    if not names:
+        return ""
+    labels = ", ".join(window_label(name) for name in names.split(", "))
+    return f"{labels} only" if window_only else labels
 
 
 # What each at-risk metric resizes: (capacity column, recommended column, projected peak

@@ -32,6 +32,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.calendar_windows import window_label
 from capacity_forecaster.core.vocabulary import METRIC_LABELS, MODEL_LABELS, TRUST_MEANINGS
 
 __all__ = [
@@ -117,7 +118,9 @@ COLUMN_KINDS = MappingProxyType(
         "Missing share": "share",
         "Monthly cost (USD)": "money",
         "Monthly saving (USD)": "money",
-        "EOQ breach": "bool",
+        "Breach window": "text",
+        "Recurring peaks": "text",
+        "Largest uplift (pts)": "points",
         "Seasonal peak": "bool",
         "Freed by consolidation": "bool",
     }
@@ -149,11 +152,16 @@ def reclamation_line(candidate: Mapping[str, Any]) -> str:
 
 def breach_when(breach: Mapping[str, Any]) -> str:
     """When one of summary.json's earliest breaches happens, in words (plain text): ``over now
-    (P95 89.3 % against 80 %)`` for a series already at or over its threshold, else its date."""
+    (P95 89.3 % against 80 %)`` for a series already at or over its threshold, else its date
+    and the calendar windows it falls in (``2026-07-30 (month end)``)."""
     if breach.get("over_now"):
         current = format_number(breach.get("current_p95"), ".1f")
         return f"over now (P95 {current} % against {format_number(breach.get('threshold'), 'g')} %)"
-    return str(breach.get("breach_date") or MISSING)
+    date = str(breach.get("breach_date") or MISSING)
+    windows = str(breach.get("breach_window") or "")
+    if windows:
+        date += f" ({', '.join(window_label(name) for name in windows.split(', '))})"
+    return date
 
 
 def trust_legend() -> str:

@@ -65,9 +65,16 @@ SHEETS = (
     "Model metrics",
     "Clusters",
     "Recommendations",
+    "Recurring peaks",
     "Data quality",
 )
 EXCEL_MAX_ROWS = 1_048_576
+RECURRING_PEAKS_NOTE = (
+    "Uplift of each calendar window's days over the same months' other business days, on the "
+    "values as read (median over months); listed when seen in at least 3 months, up in 3 of 4, "
+    "and above the series' day-to-day noise. Forecasts and risk carry these windows."
+)
+NO_RECURRING_PEAKS = "No series shows a clear recurring uplift in a calendar window."
 NUMBER_FORMATS = {
     "int": "#,##0",
     "points": "0.0",
@@ -388,6 +395,7 @@ def build_workbook(
     recommendations: pd.DataFrame,
     data_quality: pd.DataFrame,
     *,
+    recurring_peaks: pd.DataFrame | None = None,
     max_forecast_rows: int = EXCEL_MAX_ROWS - 2,
 ) -> bytes:
     """details.xlsx as bytes (sheets and limits in the module docstring).
@@ -397,7 +405,9 @@ def build_workbook(
     ``model_metrics`` ``tables.accuracy_table(metrics, by_metric=True)``; ``clusters``
     ``tables.server_cluster_table(clusters)``; ``recommendations``
     ``tables.recommendation_table(clusters)``; ``data_quality``
-    ``tables.quality_table(quality, cleaning)``. ``max_forecast_rows`` caps the Forecasts
+    ``tables.quality_table(quality, cleaning)``; ``recurring_peaks``
+    ``tables.recurring_peaks_table(effects)`` (None: the sheet says none was measured).
+    ``max_forecast_rows`` caps the Forecasts
     sheet's data rows (default: Excel's limit less the header and a note row).
     """
     if not 1 <= max_forecast_rows <= EXCEL_MAX_ROWS - 2:
@@ -420,6 +430,16 @@ def build_workbook(
     _write_table(sheets["Model metrics"], model_metrics)
     _write_table(sheets["Clusters"], clusters)
     _write_table(sheets["Recommendations"], recommendations)
+    peaks = (
+        recurring_peaks
+        if recurring_peaks is not None
+        else pd.DataFrame(columns=["Server", "Metric", "Recurring peaks"])
+    )
+    _write_table(
+        sheets["Recurring peaks"],
+        peaks,
+        [_SheetNote(RECURRING_PEAKS_NOTE if len(peaks) else NO_RECURRING_PEAKS)],
+    )
     warnings = _warning_notes(summary)
     _write_table(sheets["Data quality"], data_quality, warnings)
 

@@ -31,11 +31,18 @@ import math
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.calendar_windows import window_label
 from capacity_forecaster.core.errors import StageCheckError
 from capacity_forecaster.core.params import RiskParams
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import RISK_LEVELS, SERIES_KEY
 from capacity_forecaster.risk.breach import breach_probability, series_breaches
-from capacity_forecaster.risk.flags import history_stats, with_calendar_flags
+from capacity_forecaster.risk.flags import (
+    day_windows,
+    history_stats,
+    window_only_breaches,
+    with_calendar_flags,
+)
 from capacity_forecaster.risk.ranking import urgency_order
 from capacity_forecaster.risk.thresholds import with_thresholds
 
@@ -62,7 +69,8 @@ RISK_COLUMNS = [
     "breach_date_upper",
     "breach_probability",
     "breach_probability_soon",
-    "eoq_breach",
+    "breach_window",
+    "breach_window_only",
     "seasonal_peak",
     "risk_level",
     "risk_reason",
@@ -81,6 +89,8 @@ REASON_COLUMNS = [  # what ``_reason`` reads, in its order
     "breach_probability_soon",
     "forecast_peak",
     "headroom_pts",
+    "breach_window",
+    "breach_window_only",
 ]
 
 
@@ -90,7 +100,7 @@ def assess_risk(
     servers: pd.DataFrame,
     params: RiskParams,
     interval: float,
-    quarter_end_business_days: int = 5,
+    calendar: CalendarParams | None = None,
     lookback_days: int = 28,
 ) -> pd.DataFrame:
     """One row per server x metric from its champion forecast, ranked by urgency (see module).
@@ -101,17 +111,20 @@ def assess_risk(
         servers: the inventory: server_id and the attributes overrides and roll-ups use.
         params: thresholds, overrides and the rules' values.
         interval: the level of the forecast's calibrated interval, in (0, 1).
-        quarter_end_business_days: the last business days of a quarter that count as its end.
+        calendar: the business calendar whose windows a breach is placed in (default: the
+            params' default windows).
         lookback_days: the days of history the recent P95 is taken over.
 
     Returns:
         ``RISK_COLUMNS``, one row per series, in urgency order (``urgency_rank`` 1 first).
     """
+    calendar = calendar or CalendarParams()
     champion = _champion_rows(forecasts, servers, params, interval)
     risk = series_breaches(champion, params.high_within_days)
     risk = risk.merge(history_stats(history, lookback_days), on=SERIES, how="left")
     # The calendar flags describe the forecast's breach, before a series over now is dated today.
-    risk = with_calendar_flags(risk, quarter_end_business_days)
+    window_only = window_only_breaches(champion, day_windows(champion, "date", servers, calendar))
+    risk = with_calendar_flags(risk, servers, calendar, window_only)
     risk = _with_over_now(risk)
     risk["risk_level"] = _classify(
         risk["days_to_breach"],
@@ -167,6 +180,9 @@ def _with_over_now(risk: pd.DataFrame) -> pd.DataFrame:
     last day of its history, whatever the forecast does next."""
     over = (risk["current_p95"] >= risk["threshold"]).fillna(False).astype(bool)
     risk["over_now"] = over
+    # Over now whatever the calendar: the forecast's breach window no longer dates it.
+    risk.loc[over, "breach_window"] = ""
+    risk.loc[over, "breach_window_only"] = False
     for days, date in (
         ("days_to_breach", "breach_date"),
         ("days_to_breach_upper", "breach_date_upper"),
@@ -228,11 +244,20 @@ def _days(days: float) -> str:
     return "1 day" if days == 1 else f"{int(days)} days"
 
 
+def _in_window(windows: str, window_only: bool) -> str:
+    """``, month end`` (the breach day's windows), ``, month end days only`` when the series
+    crosses on window days only; '' outside every window."""
+    if not windows:
+        return ""
+    labels = ", ".join(window_label(name) for name in windows.split(", "))
+    return f", {labels} days only" if window_only else f", {labels}"
+
+
 def _reason(row: tuple, params: RiskParams) -> str:
     """One line saying what made the series' level, with its own numbers (``row``: the
     ``REASON_COLUMNS``): the rule that fired first, then the breach probability."""
     (level, over_now, current, threshold, days, date, days_up, date_up) = row[:8]
-    probability, probability_soon, peak, headroom = row[8:]
+    probability, probability_soon, peak, headroom, windows, window_only = row[8:]
     within = params.high_within_days
     parts = []
     if over_now:
@@ -241,11 +266,14 @@ def _reason(row: tuple, params: RiskParams) -> str:
             f"forecast peak {peak:.1f}%"
         )
     elif not math.isnan(days):
-        parts.append(f"forecast reaches {threshold:g}% in {_days(days)} ({date.date()})")
+        parts.append(
+            f"forecast reaches {threshold:g}% in {_days(days)} ({date.date()}"
+            f"{_in_window(windows, window_only)})"
+        )
     elif not math.isnan(days_up):
         parts.append(
-            f"upper bound reaches {threshold:g}% in {_days(days_up)} ({date_up.date()}), "
-            f"forecast peak {peak:.1f}%"
+            f"upper bound reaches {threshold:g}% in {_days(days_up)} ({date_up.date()}"
+            f"{_in_window(windows, window_only)}), forecast peak {peak:.1f}%"
         )
     else:
         parts.append(f"peak {peak:.1f}% vs threshold {threshold:g}% ({headroom:.1f} pts headroom)")

@@ -83,7 +83,7 @@ def risk_summary(risk: pd.DataFrame, top: pd.DataFrame, params: RiskParams) -> d
             "servers": level_counts(worst_per_server(risk)["worst"]),
         },
         "by_metric": _by_metric(risk),
-        "eoq_breaches": int(risk["eoq_breach"].sum()),
+        "window_breaches": window_breaches(risk),
         "series_over_now": int(risk["over_now"].sum()),
         "seasonal_peaks": int(risk["seasonal_peak"].sum()),
         "earliest_breaches": earliest_breaches(risk),
@@ -101,7 +101,7 @@ def risk_summary(risk: pd.DataFrame, top: pd.DataFrame, params: RiskParams) -> d
 
 def _by_metric(risk: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per metric: series, their levels, breaches on the forecast and the upper bound, the
-    median days to breach and the end-of-quarter breaches."""
+    median days to breach and the breaches that fall in a business-calendar window."""
     by_metric = {}
     for metric, rows in risk.groupby("metric", sort=True):
         days = rows["days_to_breach"]
@@ -111,15 +111,30 @@ def _by_metric(risk: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "breaching": int(days.notna().sum()),
             "breaching_upper": int(rows["days_to_breach_upper"].notna().sum()),
             "median_days_to_breach": json_value(days.median()),
-            "eoq_breaches": int(rows["eoq_breach"].sum()),
+            "window_breaches": int((rows["breach_window"] != "").sum()),
         }
     return by_metric
+
+
+def window_breaches(risk: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per business-calendar window: the series whose first breach falls in it, and those
+    that cross their threshold on that window's days only."""
+    counts: dict[str, dict[str, int]] = {}
+    for windows, only in risk.loc[
+        risk["breach_window"] != "", ["breach_window", "breach_window_only"]
+    ].itertuples(index=False, name=None):
+        for name in str(windows).split(", "):
+            entry = counts.setdefault(name, {"breaches": 0, "window_only": 0})
+            entry["breaches"] += 1
+            entry["window_only"] += int(bool(only))
+    return dict(sorted(counts.items()))
 
 
 EARLIEST_BREACH_COLUMNS = [  # the fields of documents.EarliestBreach, in its order
     *SERIES_KEY,
     "breach_date",
     "days_to_breach",
+    "breach_window",
     "over_now",
     "current_p95",
     "threshold",

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 GRACE_SECONDS = 10.0  # for the interrupted cell to stop before its kernel is killed
 POLL_SECONDS = 0.2
 EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
-_WATCHED = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+_WATCHED: dict[int, str] = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 def exit_code(signum: int) -> int:

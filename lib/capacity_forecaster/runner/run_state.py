@@ -39,18 +39,13 @@ COMMON_PARAMS = ("storage",)
 # The params each stage's notebook reads (tests/runner/test_run_state.py holds this to the
 # notebooks). A stage not listed here depends on every key.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    catalog.GENERATE: ("run.seed", "data.synthetic", "features.quarter_end_business_days"),
+    catalog.GENERATE: ("run.seed", "data.synthetic", "calendar"),
     catalog.LOAD: ("data",),
-    catalog.ETL: ("features",),
-    catalog.TRAIN: (
-        "run.seed",
-        "features.quarter_end_business_days",
-        "models",
-        "forecast.horizon_days",
-    ),
+    catalog.ETL: ("features", "calendar"),
+    catalog.TRAIN: ("run.seed", "calendar", "models", "forecast.horizon_days"),
     catalog.FORECAST: ("models", "forecast"),
     catalog.RISK_STAGE: (
-        "features.quarter_end_business_days",
+        "calendar",
         "models.interval",
         "risk",
         "report.top_n",

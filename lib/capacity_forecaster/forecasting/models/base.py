@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import SERIES_KEY
 
 PREDICTION_COLUMNS = [*SERIES_KEY, "date", "yhat"]
@@ -57,8 +58,9 @@ class ForecastModel(ABC):
         self.horizon_days_: int | None = None  # the horizon of the last fit (None: not fitted)
 
     @classmethod
-    def from_settings(cls, *, quarter_end_business_days: int, n_jobs: int, seed: int) -> Self:
-        """A fresh, unfitted model from the run's settings (models take those they use)."""
+    def from_settings(cls, *, calendar: CalendarParams, n_jobs: int, seed: int) -> Self:
+        """A fresh, unfitted model from the run's settings (models take those they use):
+        the business calendar, workers and seed."""
         return cls()
 
     def fit(self, history: pd.DataFrame, servers: pd.DataFrame, *, horizon_days: int) -> Self:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from capacity_forecaster.core.params import Params
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import BASELINE_MODEL, MODEL_NAMES
 
 if TYPE_CHECKING:
@@ -51,13 +52,9 @@ def model_class(name: str) -> type[ForecastModel]:
     return cls
 
 
-def make_model(
-    name: str, *, quarter_end_business_days: int, n_jobs: int, seed: int
-) -> ForecastModel:
+def make_model(name: str, *, calendar: CalendarParams, n_jobs: int, seed: int) -> ForecastModel:
     """A fresh, unfitted model by its params name (the horizon is given to ``fit``)."""
-    return model_class(name).from_settings(
-        quarter_end_business_days=quarter_end_business_days, n_jobs=n_jobs, seed=seed
-    )
+    return model_class(name).from_settings(calendar=calendar, n_jobs=n_jobs, seed=seed)
 
 
 def model_factories(params: Params) -> dict[str, Callable[[], ForecastModel]]:
@@ -66,7 +63,7 @@ def model_factories(params: Params) -> dict[str, Callable[[], ForecastModel]]:
         name: functools.partial(
             make_model,
             name,
-            quarter_end_business_days=params.features.quarter_end_business_days,
+            calendar=params.calendar,
             n_jobs=params.compute.n_jobs,
             seed=params.run.seed,
         )

@@ -22,7 +22,8 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from threadpoolctl import threadpool_limits
 
-from capacity_forecaster.core import calendar
+from capacity_forecaster.core.calendar import YEAR_DAYS
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import SERIES_KEY
 from capacity_forecaster.core.workers import process_pool, worker_count
 from capacity_forecaster.forecasting.models.base import (
@@ -31,11 +32,12 @@ from capacity_forecaster.forecasting.models.base import (
     no_predictions,
 )
 from capacity_forecaster.forecasting.models.tree_features import (
-    FEATURES,
     METADATA_CATEGORIES,
     Grid,
+    TargetCalendar,
     anchor,
     design,
+    feature_names,
     metadata,
     origin_state,
     target_calendar,
@@ -44,7 +46,7 @@ from capacity_forecaster.forecasting.models.tree_features import (
 
 logger = logging.getLogger(__name__)
 
-# Days of history a training origin needs: 56 where the history allows (a quarter-end surge and
+# Days of history a training origin needs: 56 where the history allows (a month-end surge and
 # 28-day windows seen), else half the history, so a short fleet still trains on what it has.
 MIN_ORIGIN_HISTORY = 56
 SHORTEST_ORIGIN_HISTORY = 7
@@ -65,20 +67,25 @@ class TreeModel(ForecastModel):
     """A global direct multi-horizon model per metric (see the module docstring)."""
 
     name = "tree"
+    # 2: the business calendar's windows replaced the quarter-end length, and their features
+    # the quarter-end ones.
+    state_version = 2
 
     def __init__(
         self,
         *,
         max_rows: int = 60_000,
         origin_step_days: int = 7,
-        quarter_end_business_days: int = 5,
+        calendar: CalendarParams | None = None,
         n_jobs: int = -1,
         seed: int = 0,
     ) -> None:
+        """Settings only. ``calendar``: the business calendar whose windows the features
+        follow (default: ``CalendarParams()``)."""
         super().__init__()
         self.max_rows = max_rows
         self.origin_step_days = origin_step_days
-        self.quarter_end_business_days = quarter_end_business_days
+        self.calendar = CalendarParams() if calendar is None else calendar
         self.n_jobs = n_jobs
         self.seed = seed
         self.fitted_: dict[str, _FittedMetric] = {}
@@ -86,8 +93,13 @@ class TreeModel(ForecastModel):
         self.servers_: pd.DataFrame | None = None
 
     @classmethod
-    def from_settings(cls, *, quarter_end_business_days: int, n_jobs: int, seed: int) -> Self:
-        return cls(quarter_end_business_days=quarter_end_business_days, n_jobs=n_jobs, seed=seed)
+    def from_settings(cls, *, calendar: CalendarParams, n_jobs: int, seed: int) -> Self:
+        return cls(calendar=calendar, n_jobs=n_jobs, seed=seed)
+
+    @property
+    def features(self) -> list[str]:
+        """The design's columns, in order, for this model's calendar."""
+        return feature_names(list(self.calendar.windows))
 
     def _estimator(self, n_rows: int) -> Any:
         raise NotImplementedError
@@ -109,7 +121,9 @@ class TreeModel(ForecastModel):
             categories = {name: list(X[name].cat.categories) for name in METADATA_CATEGORIES}
             # A feature never known in training (e.g. last year's values on a short history)
             # carries no information; a constant stands in for it at fit and predict time alike.
-            unknown = [name for name in FEATURES if name not in categories and X[name].isna().all()]
+            unknown = [
+                name for name in self.features if name not in categories and X[name].isna().all()
+            ]
             fitted = _FittedMetric(
                 estimator=self._estimator(len(y)),
                 categories=categories,
@@ -119,7 +133,7 @@ class TreeModel(ForecastModel):
             pending[str(metric)] = (fitted, self._encode(X, fitted), y)
         self.fitted_ = self._fit_estimators(pending)
         # Predicting needs only the recent past (a year and a quarter back from the last day).
-        keep_from = self.history_["date"].max() - pd.Timedelta(days=calendar.YEAR_DAYS + 120)
+        keep_from = self.history_["date"].max() - pd.Timedelta(days=YEAR_DAYS + 120)
         self.history_ = self.history_[self.history_["date"] >= keep_from].reset_index(drop=True)
 
     def _fit_estimators(self, pending: _Pending) -> dict[str, _FittedMetric]:
@@ -133,14 +147,16 @@ class TreeModel(ForecastModel):
             _log_fitted(self.name, metric, len(y), time.perf_counter() - started)
         return fitted
 
-    def _prepare(self, series: pd.DataFrame, extra_days: int) -> tuple[Grid, dict, dict, dict]:
+    def _prepare(
+        self, series: pd.DataFrame, extra_days: int
+    ) -> tuple[Grid, dict, TargetCalendar, dict]:
         assert self.servers_ is not None
         grid = to_grid(series)
         meta, countries = metadata(grid.server_ids, self.servers_)
-        state = origin_state(grid, self.quarter_end_business_days)
         all_dates = pd.date_range(grid.dates[0], periods=len(grid.dates) + extra_days, freq="D")
+        target_cal = target_calendar(all_dates, countries, self.calendar)
+        state = origin_state(grid, target_cal)
         state["weekday"] = all_dates.day_of_week.to_numpy()
-        target_cal = target_calendar(all_dates, countries, self.quarter_end_business_days)
         return grid, state, target_cal, meta
 
     def _training_rows(
@@ -152,7 +168,7 @@ class TreeModel(ForecastModel):
         first_origin = min(MIN_ORIGIN_HISTORY, max(SHORTEST_ORIGIN_HISTORY, n_days // 2))
         origins = np.arange(last - 1, first_origin - 1, -self.origin_step_days)
         if len(origins) == 0:
-            return pd.DataFrame(columns=FEATURES), np.empty(0), grid.dates[-1]
+            return pd.DataFrame(columns=self.features), np.empty(0), grid.dates[-1]
         # Sample horizons per origin so the rows stay within max_rows but every h is seen.
         per_origin = max(1, min(horizon_days, self.max_rows // max(1, len(origins) * n_series)))
         pairs_t, pairs_h = [], []
@@ -248,7 +264,7 @@ class TreeModel(ForecastModel):
             "settings": {
                 "max_rows": self.max_rows,
                 "origin_step_days": self.origin_step_days,
-                "quarter_end_business_days": self.quarter_end_business_days,
+                "calendar": self.calendar.model_dump(mode="json"),
                 "n_jobs": self.n_jobs,
                 "seed": self.seed,
             },
@@ -259,7 +275,8 @@ class TreeModel(ForecastModel):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
-        model = cls(**state["settings"])
+        settings = state["settings"]
+        model = cls(**{**settings, "calendar": CalendarParams.model_validate(settings["calendar"])})
         model.fitted_ = state["fitted"]
         model.history_ = state["history"]
         model.servers_ = state["servers"]
@@ -329,7 +346,7 @@ class GradientBoostingModel(TreeModel):
             max_leaf_nodes=31,
             min_samples_leaf=40,
             l2_regularization=1.0,
-            categorical_features=[FEATURES.index(name) for name in METADATA_CATEGORIES],
+            categorical_features=[self.features.index(name) for name in METADATA_CATEGORIES],
             early_stopping=False,
             random_state=self.seed,
         )

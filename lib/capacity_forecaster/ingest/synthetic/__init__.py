@@ -3,7 +3,9 @@
 The modules, in the order the generator uses them:
 
 - ``inventory``: the servers (business unit, region, environment, size, cost, commissioning);
-- ``seasonality``: the calendar's effects on load (weekly, yearly, quarter-end, holidays);
+- ``month_end``: which servers rise at month end, by how much, and which breach only then;
+- ``seasonality``: the calendar's effects on load (weekly, yearly, quarter-end, month-end,
+  holidays), on the business calendar's windows in each server's country;
 - ``utilisation``: each server's archetype, then its CPU, memory and disk series (trend, noise,
   memory leaks with restarts, disk growth with cleanups, hot servers heading for a breach);
 - ``defects``: missing rows, outliers and NaN values injected after the series are drawn;

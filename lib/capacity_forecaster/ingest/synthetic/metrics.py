@@ -1,8 +1,8 @@
 """The daily metrics table: P95 CPU, memory and disk per server per day, with defects.
 
 Vectorised over a days x servers matrix, in blocks of servers: behaviour (``utilisation``),
-calendar effects (``seasonality``), the three series, then defects (``defects``). A server
-reports from its commissioning date (or the window start).
+month-end rises (``month_end``), calendar effects (``seasonality``), the three series, then
+defects (``defects``). A server reports from its commissioning date (or the window start).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.core.calendar import quarter_end_window
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.vocabulary import METRICS
 from capacity_forecaster.ingest.synthetic.defects import (
     inject_nan,
@@ -23,9 +23,15 @@ from capacity_forecaster.ingest.synthetic.defects import (
     missing_cells,
     nan_target,
 )
-from capacity_forecaster.ingest.synthetic.seasonality import draw_effects, holiday_matrix
+from capacity_forecaster.ingest.synthetic.month_end import MonthEnd, draw_month_end
+from capacity_forecaster.ingest.synthetic.seasonality import (
+    CalendarDays,
+    calendar_days,
+    draw_effects,
+)
 from capacity_forecaster.ingest.synthetic.utilisation import (
     ARCHETYPE_NAMES,
+    HOT,
     Behaviour,
     cpu,
     disk,
@@ -59,21 +65,35 @@ def generate_metrics(
     *,
     outlier_share: float,
     missing_share: float,
-    quarter_end_business_days: int = 5,
+    calendar: CalendarParams | None = None,
+    month_end_share: float = 0.0,
+    month_end_uplift: tuple[float, float] = (10.0, 25.0),
 ) -> pd.DataFrame:
     """Draw daily P95 CPU, memory and disk (percent) for every server over ``days`` ending ``end_date``.
 
-    A server reports from its commissioning date (or the window start). Defects: ``outlier_share``
-    of the values become one-day spikes or drops, ``missing_share`` of the server-days are removed
-    as whole rows (single days, multi-day runs, region-wide outages) and about a tenth of that
-    share of rows get one metric set to NaN. Rows are sorted by ``server_id``, ``date``.
+    A server reports from its commissioning date (or the window start). The business calendar
+    (default: its default windows) places the quarter-end surge on its quarter_end window and,
+    for ``month_end_share`` of the servers, a rise drawn from ``month_end_uplift`` (points of
+    CPU; memory and disk less) on its month_end window, in each server's country (none without
+    the window). Defects: ``outlier_share`` of the values become one-day spikes or drops,
+    ``missing_share`` of the server-days are removed as whole rows (single days, multi-day
+    runs, region-wide outages) and about a tenth of that share of rows get one metric set to
+    NaN. Rows are sorted by ``server_id``, ``date``.
     """
     started = time.perf_counter()
     _check_arguments(servers, days, outlier_share, missing_share)
+    calendar = calendar or CalendarParams()
     dates = window(end_date, days)
     first = _first_active_day(servers, dates)
     behaviour = draw_behaviour(rng, servers["environment"].to_numpy(dtype=object))
-    series = _draw_series(rng, dates, servers, first, behaviour, quarter_end_business_days)
+    # A child stream: the rest of the fleet is the same draw with or without month-end rises.
+    month_end = draw_month_end(
+        rng.spawn(1)[0],
+        (behaviour.archetype == HOT) & (behaviour.hot_metric == 0),
+        month_end_share if calendar.window("month_end") else 0.0,
+        month_end_uplift,
+    )
+    series = _draw_series(rng, dates, servers, first, behaviour, month_end, calendar)
 
     missing = missing_cells(
         rng, first, days, missing_share, servers["region"].to_numpy(dtype=object)
@@ -90,13 +110,16 @@ def generate_metrics(
     metrics = _metrics_frame(servers, dates, rows, values)
     counts = np.bincount(behaviour.archetype, minlength=4)
     logger.info(
-        "generated %d metric rows for %d servers over %d days in %.1fs (%s; %d commissioned in window)",
+        "generated %d metric rows for %d servers over %d days in %.1fs (%s; %d commissioned in "
+        "window; %d rise at month end, %d of them heading for a month-end-only CPU breach)",
         len(metrics),
         len(servers),
         days,
         time.perf_counter() - started,
         ", ".join(f"{c} {name}" for c, name in zip(counts, ARCHETYPE_NAMES, strict=True)),
         int((first > 0).sum()),
+        int((month_end.uplift > 0).sum()),
+        int(month_end.breach.sum()),
     )
     return metrics
 
@@ -133,13 +156,13 @@ def _draw_series(
     servers: pd.DataFrame,
     first: np.ndarray,
     behaviour: Behaviour,
-    quarter_end_business_days: int,
+    month_end: MonthEnd,
+    calendar: CalendarParams,
 ) -> np.ndarray:
     """metrics x servers x days, in [0, 100]; blocks of servers bound the memory of the
     days x servers temporaries."""
     n = len(servers)
-    holidays = holiday_matrix(dates, servers["country"])
-    in_window = quarter_end_window(dates, quarter_end_business_days)
+    days_of = calendar_days(dates, servers["country"], calendar)
     series = np.empty((len(METRICS), n, len(dates)))
     for lo in range(0, n, _BLOCK_SERVERS):
         block = slice(lo, min(lo + _BLOCK_SERVERS, n))
@@ -149,8 +172,8 @@ def _draw_series(
             servers.iloc[block],
             first[block],
             Behaviour(*(field[block] for field in behaviour)),
-            holidays[:, block],
-            in_window,
+            MonthEnd(*(field[block] for field in month_end)),
+            CalendarDays(*(flags[:, block] for flags in days_of)),
         )
     return series
 
@@ -161,16 +184,16 @@ def _series_block(
     servers: pd.DataFrame,
     first: np.ndarray,
     behaviour: Behaviour,
-    holidays: np.ndarray,
-    in_window: np.ndarray,
+    month_end: MonthEnd,
+    days_of: CalendarDays,
 ) -> np.ndarray:
     """metrics x servers x days CPU, memory and disk P95 for a block of servers, in [0, 100]."""
     t = np.arange(len(dates))
-    effects = draw_effects(rng, dates, servers, first, holidays, in_window)
+    effects = draw_effects(rng, dates, servers, first, days_of, month_end.uplift)
     archetype, hot_metric, declining = behaviour
-    cpu_p95 = cpu(rng, t, archetype, hot_metric == 0, declining, effects)
+    cpu_p95 = cpu(rng, t, archetype, hot_metric == 0, declining, effects, month_end)
     mem_p95 = memory(rng, t, archetype, hot_metric == 1, declining, effects)
-    disk_p95 = disk(rng, dates, first, hot_metric == 2)
+    disk_p95 = disk(rng, dates, first, hot_metric == 2, effects.month_end)
     return np.clip(np.stack([cpu_p95.T, mem_p95.T, disk_p95.T]), 0.0, 100.0)
 
 

@@ -1,9 +1,10 @@
 """The calendar's effects on load, shared by CPU and memory.
 
 A weekly shape (weekday business load, weekend dip; a public holiday looks like a Sunday), a
-yearly season (Q4 holiday-season peak for retail, European summer dip), a spike on the last
-business days of each quarter (month/quarter-end closing in the finance units), and the load
-ramp of a server commissioned inside the window.
+yearly season (Q4 holiday-season peak for retail, European summer dip), a surge on the days of
+the business calendar's quarter_end window (quarter-end closing in the finance units), the
+month-end rise of some servers on the month_end window's days (``month_end``), and the load ramp
+of a server commissioned inside the window. Holidays and windows are the server's country's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from capacity_forecaster.core.calendar import holiday_mask
+from capacity_forecaster.core.calendar_windows import BUSINESS, calendar_table
+from capacity_forecaster.core.params_calendar import CalendarParams
 
 # Weekly load shape Mon..Sun, scaled by a per-server strength: weekday business load, weekend dip.
 WEEKLY_SHAPE = (0.05, 0.10, 0.10, 0.05, -0.05, -1.00, -1.10)
@@ -28,18 +30,40 @@ class Effects(NamedTuple):
     weekly_strength: np.ndarray  # depth of the weekend dip per server
     weekly_shape: np.ndarray  # Mon..Sun load shape per day, holidays shaped like a Sunday
     yearly: np.ndarray  # relative seasonal change: Q4 peak, European summer dip
-    quarter_end: np.ndarray  # relative spike on the last business days of each quarter
+    quarter_end: np.ndarray  # relative surge on the quarter_end window's days
+    month_end: np.ndarray  # points of CPU added on the month_end window's days (0: no rise)
     ramp: np.ndarray  # 0..1 load ramp after commissioning inside the window (1 otherwise)
 
 
-def holiday_matrix(dates: pd.DatetimeIndex, countries: pd.Series) -> np.ndarray:
-    """days x servers: True on a public holiday in the server's country (one calendar per country)."""
+class CalendarDays(NamedTuple):
+    """days x servers flags in each server's country."""
+
+    holiday: np.ndarray  # a weekday that is not a business day (public or extra holiday)
+    quarter_end: np.ndarray  # the quarter_end window's days (none without that window)
+    month_end: np.ndarray  # the month_end window's days (none without that window)
+
+
+def calendar_days(
+    dates: pd.DatetimeIndex, countries: pd.Series, calendar: CalendarParams
+) -> CalendarDays:
+    """Holidays and the quarter_end and month_end windows per server (one table per country)."""
     codes, uniques = pd.factorize(countries.astype(object), use_na_sentinel=False)
-    by_country = np.column_stack(
-        [holiday_mask(dates, None if pd.isna(c) else str(c)) for c in uniques]
-        or [np.zeros(len(dates), bool)]
+    weekday = np.asarray(dates.day_of_week) < 5
+    columns: dict[str, list[np.ndarray]] = {field: [] for field in CalendarDays._fields}
+    for country in uniques:
+        table = calendar_table(dates, None if pd.isna(country) else str(country), calendar)
+        table = table.loc[dates]
+        columns["holiday"].append(weekday & ~table[BUSINESS].to_numpy())
+        for name in ("quarter_end", "month_end"):
+            # Asked of the params, not the table: the table can hold a default window the
+            # params dropped (it re-reads them from JSON, which restores the defaults).
+            present = calendar.window(name) is not None
+            flags = table[name].to_numpy() if present else np.zeros(len(dates), bool)
+            columns[name].append(flags)
+    empty = np.zeros((len(dates), 0), dtype=bool)
+    return CalendarDays(
+        *(np.column_stack(parts)[:, codes] if parts else empty for parts in columns.values())
     )
-    return by_country[:, codes]
 
 
 def draw_effects(
@@ -47,11 +71,11 @@ def draw_effects(
     dates: pd.DatetimeIndex,
     servers: pd.DataFrame,
     first: np.ndarray,
-    holidays: np.ndarray,
-    in_window: np.ndarray,
+    days_of: CalendarDays,
+    month_end_uplift: np.ndarray,
 ) -> Effects:
     """The calendar effects of a block of servers: ``first`` is each server's first active day,
-    ``holidays`` the days x servers holiday mask, ``in_window`` the quarter-end days."""
+    ``days_of`` its holidays and window days, ``month_end_uplift`` its month-end rise (points)."""
     n, days = len(servers), len(dates)
     t = np.arange(days)
     bu = servers["business_unit"].to_numpy(dtype=object)
@@ -63,9 +87,10 @@ def draw_effects(
     )
     return Effects(
         weekly_strength=_weekly_strength(rng, bu, servers["environment"].to_numpy(dtype=object)),
-        weekly_shape=np.where(holidays, np.minimum(shape, -1.0), shape),  # holiday ~ Sunday
+        weekly_shape=np.where(days_of.holiday, np.minimum(shape, -1.0), shape),  # holiday ~ Sunday
         yearly=_yearly_factor(rng, dates, bu, servers["region"].to_numpy(dtype=object)),
-        quarter_end=in_window.astype(np.float64)[:, None] * eoq_amplitude[None, :],
+        quarter_end=days_of.quarter_end * eoq_amplitude[None, :],
+        month_end=days_of.month_end * month_end_uplift[None, :],
         ramp=np.where(first > 0, np.clip((t[:, None] - first) / rng.uniform(14, 45, n), 0, 1), 1.0),
     )
 

@@ -3,8 +3,9 @@
 Each server draws an archetype (steady, idle, over-provisioned or hot). CPU follows a trend
 times the calendar's effects (``seasonality``) plus AR(1) noise; memory sits higher, with slow
 drift and leaks that restarts drop back; disk grows steadily with cleanups when it fills up.
-Hot servers grow towards a breach a few months after the window ends, in one metric.
-Every function returns a days x servers matrix.
+Hot servers grow towards a breach a few months after the window ends, in one metric; a hot-CPU
+server that rises at month end heads for a breach on month-end days only (``month_end``).
+Month-end rises are added in points on top. Every function returns a days x servers matrix.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import numpy as np
 import pandas as pd
 
 from capacity_forecaster.ingest.synthetic.inventory import draw_by_group
-from capacity_forecaster.ingest.synthetic.seasonality import Effects
+from capacity_forecaster.ingest.synthetic.month_end import (
+    DISK_SHARE,
+    MEMORY_SHARE,
+    MonthEnd,
+    ordinary_level,
+)
+from capacity_forecaster.ingest.synthetic.seasonality import WEEKLY_SHAPE, Effects
 
 STEADY, IDLE, OVER_PROVISIONED, HOT = 0, 1, 2, 3
 ARCHETYPE_NAMES = ("steady", "idle", "over_provisioned", "hot")
@@ -54,8 +61,10 @@ def cpu(
     hot: np.ndarray,
     declining: np.ndarray,
     effects: Effects,
+    month_end: MonthEnd,
 ) -> np.ndarray:
-    """days x servers CPU P95: trend x weekly x yearly x quarter-end, plus AR(1) noise."""
+    """days x servers CPU P95: trend x weekly x yearly x quarter-end, plus AR(1) noise, plus the
+    month-end rise; month-end breachers (``month_end.breach``) follow their own trend."""
     n = len(archetype)
     level = np.select(
         [archetype == IDLE, archetype == OVER_PROVISIONED, archetype == HOT],
@@ -71,10 +80,19 @@ def cpu(
     base[:, hot] = _growth_to_breach(rng, t, int(hot.sum()), 80.0, 40.0, 72.0)
     e = effects
     strength = np.where(archetype == IDLE, 0.5, 1.0) * e.weekly_strength
-    factor = (1.0 + strength[None, :] * e.weekly_shape) * (1.0 + e.yearly) * (1.0 + e.quarter_end)
+    seasons = (1.0 + e.yearly) * (1.0 + e.quarter_end)
+    # A month-end breacher's load is the close's: no season or quarter-end surge of its own
+    # that could cross the threshold on other days; its busiest weekday sits on its trend.
+    breach = month_end.breach
+    seasons[:, breach] = 1.0
+    busiest = 1.0 + strength[breach] * max(WEEKLY_SHAPE)
+    ordinary = ordinary_level(t - t[-1], MonthEnd(*(field[breach] for field in month_end)))
+    base[:, breach] = ordinary / busiest
+    factor = (1.0 + strength[None, :] * e.weekly_shape) * seasons
     cv = np.where(archetype == IDLE, rng.uniform(0.05, 0.12, n), rng.uniform(0.04, 0.09, n))
     noise = _ar1(rng, len(t), rng.uniform(0.4, 0.8, n)) * cv[None, :]
-    return base * (0.35 + 0.65 * e.ramp) * (factor + noise)
+    ramp = 0.35 + 0.65 * e.ramp
+    return base * ramp * (factor + noise) + e.month_end * ramp
 
 
 def memory(
@@ -113,15 +131,21 @@ def memory(
         * (1.0 + 0.3 * effects.quarter_end)
     )
     noise = _ar1(rng, days, rng.uniform(0.5, 0.9, n)) * rng.uniform(0.01, 0.03, n)[None, :]
-    return (base + leak + drift) * (0.5 + 0.5 * effects.ramp) * (factor + noise)
+    ramp = 0.5 + 0.5 * effects.ramp
+    return (base + leak + drift) * ramp * (factor + noise) + MEMORY_SHARE * effects.month_end * ramp
 
 
 def disk(
-    rng: np.random.Generator, dates: pd.DatetimeIndex, first: np.ndarray, hot: np.ndarray
+    rng: np.random.Generator,
+    dates: pd.DatetimeIndex,
+    first: np.ndarray,
+    hot: np.ndarray,
+    month_end: np.ndarray,
 ) -> np.ndarray:
     """days x servers disk P95: steady growth with cleanups when full (a sawtooth), no real weekly pattern.
 
     Hot disks grow fast with no cleanup, crossing 90% roughly 20-110 days after the window ends.
+    ``month_end`` (days x servers, points of CPU) adds a passing rise on month-end days.
     """
     n, days = len(first), len(dates)
     t = np.arange(days)
@@ -141,7 +165,8 @@ def disk(
     )
     increments = np.where(hot[None, :] & ~in_span, increments * pre_scale[None, :], increments)
     start = np.where(hot, level_end - increments.sum(axis=0), start)
-    return _fill_with_cleanups(rng, start, increments, hot)
+    # The close's extracts are archived after it: the rise passes, the sawtooth goes on.
+    return _fill_with_cleanups(rng, start, increments, hot) + DISK_SHARE * month_end
 
 
 # --- helpers -------------------------------------------------------------------------------------

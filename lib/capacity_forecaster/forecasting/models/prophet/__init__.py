@@ -1,10 +1,11 @@
 """Stage 04/05 Prophet model: one Prophet per series (server x metric), fitted in parallel.
 
 Each series gets a linear-growth Prophet with weekly seasonality, yearly seasonality when its
-history spans at least ``min_yearly_days`` calendar days, and two holidays: the public holidays
-of its server's country and the end-of-quarter window (``holiday_tables``). Prophet's own
-uncertainty sampling is off: intervals are calibrated elsewhere by conformal prediction, so only
-``yhat`` is produced, clipped to [0, 100] percent.
+history spans at least ``min_yearly_days`` calendar days, and its holidays: the public and extra
+holidays of its server's country, pooled, and one per window of the business calendar (month
+end, quarter end, year end, the params' own), on that window's days in the server's country
+(``holiday_tables``). Prophet's own uncertainty sampling is off: intervals are calibrated
+elsewhere by conformal prediction, so only ``yhat`` is produced, clipped to [0, 100] percent.
 
 Explicit fallback: a series with fewer than ``fitting.MIN_POINTS`` points, a constant series, or
 one whose fit raises is not modelled; it is listed in ``skipped`` with the reason and
@@ -25,10 +26,7 @@ I/O here: frames in, frames out.
 
 from __future__ import annotations
 
-from capacity_forecaster.forecasting.models.prophet.holiday_tables import (
-    PUBLIC_HOLIDAY,
-    QUARTER_END_HOLIDAY,
-)
+from capacity_forecaster.forecasting.models.prophet.holiday_tables import PUBLIC_HOLIDAY
 from capacity_forecaster.forecasting.models.prophet.model import ProphetModel
 
-__all__ = ["PUBLIC_HOLIDAY", "QUARTER_END_HOLIDAY", "ProphetModel"]
+__all__ = ["PUBLIC_HOLIDAY", "ProphetModel"]

@@ -19,7 +19,8 @@ from prophet import Prophet
 from prophet.serialize import model_to_json
 from tqdm.auto import tqdm
 
-from capacity_forecaster.core import calendar
+from capacity_forecaster.core.calendar import YEARLY_CYCLE_DAYS
+from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.workers import process_pool, worker_count
 from capacity_forecaster.forecasting.models.base import ForecastModel
 from capacity_forecaster.forecasting.models.prophet import fitting, holiday_tables, predicting
@@ -38,32 +39,31 @@ class ProphetModel(ForecastModel):
     """One Prophet per (server_id, metric), fitted in parallel; predictions clipped to [0, 100]."""
 
     name = "prophet"
+    # 2: the business calendar (its windows as holidays) replaced the quarter-end length.
+    state_version = 2
 
     def __init__(
         self,
         *,
         n_jobs: int = -1,
-        quarter_end_business_days: int = 5,
-        min_yearly_days: int = calendar.YEARLY_CYCLE_DAYS,
+        calendar: CalendarParams | None = None,
+        min_yearly_days: int = YEARLY_CYCLE_DAYS,
         progress: bool = True,
     ) -> None:
         """Settings only; nothing is fitted until ``fit``.
 
-        ``n_jobs``: joblib workers (-1: all cores). ``quarter_end_business_days``: length of the
-        end-of-quarter holiday window. ``min_yearly_days``: calendar days of history (first to
-        last date, inclusive) a series needs for yearly seasonality. ``progress``: tqdm bar.
+        ``n_jobs``: joblib workers (-1: all cores). ``calendar``: the business calendar, one
+        holiday per window (default: ``CalendarParams()``). ``min_yearly_days``: calendar days
+        of history (first to last date, inclusive) a series needs for yearly seasonality.
+        ``progress``: tqdm bar.
         """
         super().__init__()
         if n_jobs == 0:
             raise ValueError("n_jobs must be -1 (all cores) or a positive number of workers")
-        if quarter_end_business_days < 1:
-            raise ValueError(
-                f"quarter_end_business_days must be at least 1, got {quarter_end_business_days}"
-            )
         if min_yearly_days < 1:
             raise ValueError(f"min_yearly_days must be at least 1, got {min_yearly_days}")
+        self.calendar = CalendarParams() if calendar is None else calendar
         self.n_jobs = n_jobs
-        self.quarter_end_business_days = quarter_end_business_days
         self.min_yearly_days = min_yearly_days
         self.progress = progress
         # Fitted state: a Prophet object, or its JSON text after loading (decoded on predict).
@@ -75,8 +75,8 @@ class ProphetModel(ForecastModel):
         self._fitted = False
 
     @classmethod
-    def from_settings(cls, *, quarter_end_business_days: int, n_jobs: int, seed: int) -> Self:
-        return cls(n_jobs=n_jobs, quarter_end_business_days=quarter_end_business_days)
+    def from_settings(cls, *, calendar: CalendarParams, n_jobs: int, seed: int) -> Self:
+        return cls(n_jobs=n_jobs, calendar=calendar)
 
     # ------------------------------------------------------------------ properties
 
@@ -161,7 +161,7 @@ class ProphetModel(ForecastModel):
                 {s.country for s in to_fit},
                 min(s.ds[0] for s in to_fit),
                 max(s.ds[-1] for s in to_fit),
-                self.quarter_end_business_days,
+                self.calendar,
             )
             if to_fit
             else {}
@@ -280,7 +280,8 @@ class ProphetModel(ForecastModel):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Self:
         """A model back from ``to_state``; each Prophet is decoded on first use."""
-        model = cls(**state["settings"])
+        settings = state["settings"]
+        model = cls(**{**settings, "calendar": CalendarParams.model_validate(settings["calendar"])})
         model._fit_settings = FitSettings(**state["fit_settings"])
         for entry in state["skipped"]:
             key = (entry["server_id"], entry["metric"])
@@ -297,7 +298,7 @@ class ProphetModel(ForecastModel):
     def _settings(self) -> dict[str, Any]:
         return {
             "n_jobs": self.n_jobs,
-            "quarter_end_business_days": self.quarter_end_business_days,
+            "calendar": self.calendar.model_dump(mode="json"),
             "min_yearly_days": self.min_yearly_days,
             "progress": self.progress,
         }
