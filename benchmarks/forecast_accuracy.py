@@ -55,6 +55,13 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=90)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--month-end-share",
+        type=float,
+        default=None,
+        help="share of servers rising at month end (default: the params'; 0 for a fleet "
+        "drawn as before the business calendar)",
+    )
+    parser.add_argument(
         "--end-date",
         default="",
         help="the fleet's last day (default: params' end_date); comma-separated for several runs",
@@ -114,6 +121,11 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
                 "synthetic": {
                     "n_servers": args.servers,
                     "days": args.days,
+                    **(
+                        {"month_end_share": args.month_end_share}
+                        if args.month_end_share is not None
+                        else {}
+                    ),
                     **({"end_date": end_date} if end_date else {}),
                 }
             },
@@ -127,14 +139,18 @@ def evaluate_holdout(args: argparse.Namespace, end_date: str) -> tuple[pd.DataFr
             "compute": {"n_jobs": args.n_jobs},
         }
     )
-    raw, servers = synthetic.generate_fleet(params.data.synthetic, seed=args.seed)
-    feature_frame, _ = features.build_features(raw, servers, params.features)
+    raw, servers = synthetic.generate_fleet(
+        params.data.synthetic, seed=args.seed, calendar=params.calendar
+    )
+    feature_frame, _ = features.build_features(raw, servers, params.features, params.calendar)
     history = feature_frame[[*SERIES, "date", "value", "is_imputed"]]
     cut = history["date"].max() - pd.Timedelta(days=args.holdout)
     # The models' history is cleaned as stage 03 would clean it on the day of the cut: outlier
     # windows and gap interpolation must not reach into the holdout. The holdout's actuals are
     # the cleaned values of the whole series.
-    train_frame, _ = features.build_features(raw[raw["date"] <= cut], servers, params.features)
+    train_frame, _ = features.build_features(
+        raw[raw["date"] <= cut], servers, params.features, params.calendar
+    )
     train = train_frame[[*SERIES, "date", "value", "is_imputed"]]
     holdout = history[(history["date"] > cut) & ~history["is_imputed"]].rename(
         columns={"value": "actual"}
