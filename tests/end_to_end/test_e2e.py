@@ -239,7 +239,8 @@ def test_reports_read_back_with_the_headline_figures(ci_run) -> None:
 
     workbook = openpyxl.load_workbook(reports / "details.xlsx", read_only=True)
     assert workbook.sheetnames == ["Summary", "Risk (all series)", "Forecasts", "Model metrics",
-                                   "Clusters", "Recommendations", "Data quality"]  # fmt: skip
+                                   "Clusters", "Recommendations", "Recurring peaks",
+                                   "Data quality"]  # fmt: skip
     forecasts = pd.read_parquet(root / "forecasts" / "forecasts.parquet")
 
     def data_rows(sheet: str) -> int:
