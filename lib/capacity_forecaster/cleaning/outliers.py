@@ -3,7 +3,8 @@ place in the month.
 
 A value is an outlier when it stands out in the centred window of neighbouring days, among the
 same weekday of the surrounding weeks and at the same place in the month of the surrounding
-months, so a weekly pattern (a weekend dip) is not, nor a monthly one (a month-end peak).
+months, where that place has a level of its own: so a weekly pattern (a weekend dip) is not,
+nor a monthly one (a month-end peak), while an ordinary day of the month is judged as before.
 Windows are array offsets on the long grid (``grid.series_bounds``), computed in blocks of rows.
 """
 
@@ -20,6 +21,9 @@ from capacity_forecaster.core.params_calendar import CalendarParams
 
 MAD_SCALE = 1.4826  # MAD -> standard deviation for normally distributed noise
 MAD_FLOOR = 0.5  # percentage points: below this a window is "flat" and its MAD is floored
+# Share of the outlier threshold a place's usual residual must reach to be a recurring effect
+# that may vouch for the values there (see ``hampel``).
+RECURRING_SHARE = 0.5
 # An outlier must also stand out among the same weekday's values over this many weeks (centred:
 # three before, three after). Without it, the deep weekend dip of a business-hours server was
 # "an outlier" of its weekday-dominated 15-day window: on the default synthetic fleet 676 of
@@ -109,12 +113,21 @@ def hampel(
         out_of_line(values, weekday_median, weekday_mad) | ~weekday_known
     )
     level = np.where(weekday_known, weekday_median, median)
+    level_mad = np.where(weekday_known, weekday_mad, mad)
     residual = values - level
     place_level = np.zeros(len(values))
     for key in places.values():
         place_median, place_mad = _same_key_median_mad(residual, start, key, MONTH_WINDOW_MONTHS)
         known = ~np.isnan(place_median)
-        flags &= out_of_line(residual, place_median, place_mad) | ~known
+        # Only a place whose usual value is at least half way to an outlier of its weekday (a
+        # month-end peak) can vouch for a value: elsewhere the month test only cost recall (CPU
+        # 0.80 against 0.83 without month tests, on the benchmark fleet without month-end load).
+        with np.errstate(invalid="ignore"):
+            recurring = known & (
+                np.abs(place_median)
+                > RECURRING_SHARE * threshold * MAD_SCALE * np.maximum(level_mad, mad_floor)
+            )
+        flags &= out_of_line(residual, place_median, place_mad) | ~recurring
         # A place with a level of its own (a month-end peak) leaves it out of the residual the
         # next, coarser place compares: month ends among the 30ths would widen their spread.
         own = known & out_of_line(np.zeros(len(values)), place_median, place_mad)
