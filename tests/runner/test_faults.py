@@ -117,7 +117,7 @@ def test_two_runs_at_once_do_not_interfere(tmp_path: Path) -> None:
         ]
     # Same params and seed: the same products, byte for byte, each in its own folder.
     assert _data_digests(tmp_path / "left") == _data_digests(tmp_path / "right")
-    assert len(_data_digests(tmp_path / "left")) == 7  # raw 2, validated 3, processed 2
+    assert len(_data_digests(tmp_path / "left")) == 8  # raw 2, validated 3, processed 3
 
 
 @pytest.mark.s3
