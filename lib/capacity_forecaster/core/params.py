@@ -19,7 +19,12 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_core import ErrorDetails
 
 from capacity_forecaster.core.errors import ParamsError
-from capacity_forecaster.core.params_base import ParamsSection, short_repr, shorten
+from capacity_forecaster.core.params_base import (
+    ParamsSection,
+    refuse_retired_key,
+    short_repr,
+    shorten,
+)
 from capacity_forecaster.core.params_calendar import CalendarParams
 from capacity_forecaster.core.params_cloudwatch import CloudWatchSourceOptions
 from capacity_forecaster.core.params_formats import FormatName, FormatOptions
@@ -300,12 +305,12 @@ class FeatureParams(ParamsSection):
     @classmethod
     def _no_quarter_end_business_days(cls, data: Any) -> Any:
         # The quarter end is one window of the business calendar now, beside month end.
-        if isinstance(data, dict) and "quarter_end_business_days" in data:
-            raise ValueError(
-                "quarter_end_business_days moved to the business calendar: set "
-                "calendar.windows.quarter_end.business_days instead"
-            )
-        return data
+        return refuse_retired_key(
+            data,
+            "quarter_end_business_days",
+            "moved to the business calendar: set calendar.windows.quarter_end.business_days "
+            "instead",
+        )
 
     @field_validator("lags", "rolling_windows")
     @classmethod
@@ -464,12 +469,12 @@ class RightSizingParams(ParamsSection):
     def _no_under_utilisation(cls, data: Any) -> Any:
         # One notion of too small: the risk thresholds. A server at 89 % CPU against an 80 %
         # threshold was high risk yet "optimal" under the old 90 % cut.
-        if isinstance(data, dict) and "under_utilisation" in data:
-            raise ValueError(
-                "under_utilisation was removed: a server is under-provisioned when a CPU or "
-                "memory series is at high or medium risk (risk.thresholds); delete the key"
-            )
-        return data
+        return refuse_retired_key(
+            data,
+            "under_utilisation",
+            "was removed: a server is under-provisioned when a CPU or memory series is at "
+            "high or medium risk (risk.thresholds); delete the key",
+        )
 
 
 class ClusterParams(ParamsSection):

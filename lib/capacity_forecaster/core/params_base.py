@@ -71,3 +71,12 @@ def _bool_where_number(annotation: Any, value: Any) -> bool:
             for key, item in value.items()
         )
     return False
+
+
+def refuse_retired_key(data: Any, key: str, what_to_do: str) -> Any:
+    """``data`` unchanged, or a ValueError ``"<key> <what_to_do>"`` when a section's raw
+    mapping still sets a key that no longer exists (so an old params file fails in one line
+    saying where the setting went, not as an unknown key)."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(f"{key} {what_to_do}")
+    return data
